@@ -1,0 +1,205 @@
+"""Generation for HR-VAE: reconstruct, decode a given latent, sample from the prior, interpolate.
+
+A self-contained loop (transformers 5's `PreTrainedModel` has no `GenerationMixin`): the decoder's LSTM state is
+carried from step to step, so every new token costs one LSTM step, never a re-run of the prefix. Sampling reuses
+transformers' public logits warpers. Imports only torch, transformers and nothing of hf_hrvae but siblings.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+from transformers.utils import ModelOutput, logging
+
+logger = logging.get_logger(__name__)
+
+INTERPOLATION_METHODS = ("linear", "slerp")
+
+
+@dataclass
+class HRVAEGenerateOutput(ModelOutput):
+    r"""
+    Args:
+        sequences (`torch.LongTensor` of shape `(N, 1 + steps)`): `<s>`, then the generated tokens; rows that ended
+            with `</s>` are padded with `pad_token_id`.
+        scores (`tuple` of `torch.FloatTensor` of shape `(N, V)`): processed scores of every step, when asked for.
+        logits (`tuple` of `torch.FloatTensor` of shape `(N, V)`): raw decoder logits of every step, when asked for.
+        latent (`torch.FloatTensor` of shape `(N, D)`): the decoded latents.
+    """
+
+    sequences: torch.LongTensor | None = None
+    scores: tuple | None = None
+    logits: tuple | None = None
+    latent: torch.FloatTensor | None = None
+
+
+def slerp(start: torch.Tensor, end: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between `start, end (D,)` at `weights (K,)` -> `(K, D)`; linear when they are parallel."""
+    cosine = torch.dot(start, end) / (start.norm() * end.norm()).clamp(min=1e-12)
+    omega = torch.arccos(cosine.clamp(-1.0, 1.0))
+    weights = weights.unsqueeze(1)
+    if omega.abs() < 1e-4:
+        return (1 - weights) * start + weights * end
+    return (torch.sin((1 - weights) * omega) * start + torch.sin(weights * omega) * end) / torch.sin(omega)
+
+
+class HRVAEGenerationMixin:
+    """`generate` and `interpolate` for `HRVAEModel` (needs `self.encode`, `self.decoder`, `self.config`)."""
+
+    def _latent_for_generation(self, input_ids, attention_mask, latent, num_return_sequences, sample_latent):
+        if latent is not None and input_ids is not None:
+            raise ValueError("Pass either input_ids (to reconstruct) or latent (to decode it), not both.")
+        if input_ids is not None:
+            mu, logvar = self.encode(input_ids, attention_mask)
+            latent = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample_latent else mu
+        elif latent is not None:
+            if latent.dim() == 1:
+                latent = latent.unsqueeze(0)
+            if latent.dim() != 2 or latent.shape[1] != self.config.latent_dim:
+                raise ValueError(
+                    f"latent must have shape (batch, {self.config.latent_dim}), got {tuple(latent.shape)}."
+                )
+            latent = latent.to(device=self.device, dtype=self.dtype)
+        else:  # the prior
+            return torch.randn(num_return_sequences, self.config.latent_dim, device=self.device, dtype=self.dtype)
+        return latent.repeat_interleave(num_return_sequences, dim=0)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        latent: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
+        logits_processor: LogitsProcessorList | None = None,
+        sample_latent: bool = False,
+        return_dict_in_generate: bool = False,
+        output_scores: bool = False,
+        output_logits: bool = False,
+        **kwargs,
+    ):
+        r"""
+        Generate sentences from the posterior of `input_ids` (reconstruction), from a given `latent`, or from the
+        prior N(0, I) when neither is given.
+
+        Args:
+            input_ids, attention_mask (`torch.LongTensor` of shape `(B, T)`, *optional*): sentences to reconstruct
+                from their posterior mean (a posterior sample with `sample_latent=True`).
+            latent (`torch.FloatTensor` of shape `(B, D)`, *optional*): latents to decode.
+            generation_config (`GenerationConfig`, *optional*): defaults for the keyword arguments below.
+            logits_processor (`LogitsProcessorList`, *optional*): extra processors, applied after the built-in ones.
+            kwargs: `max_new_tokens` (default `max_decode_length - 1`), `do_sample` (False: greedy), `temperature`,
+                `top_k`, `top_p`, `num_return_sequences` (per input; the number of prior samples without input).
+
+        Returns:
+            `torch.LongTensor` of shape `(N, 1 + steps)` starting with `<s>`, or an [`HRVAEGenerateOutput`] when
+            `return_dict_in_generate=True`.
+        """
+        allowed = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "num_return_sequences")
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise ValueError(f"generate() got unsupported arguments {unknown}; supported: {list(allowed)}.")
+        settings = {}
+        if generation_config is not None:
+            if (generation_config.num_beams or 1) > 1:
+                raise ValueError("HRVAEModel.generate supports greedy decoding and sampling, not beam search.")
+            settings = {key: getattr(generation_config, key, None) for key in allowed}
+            settings = {key: value for key, value in settings.items() if value is not None}
+        settings.update(kwargs)
+        config = self.config
+        max_new_tokens = settings.get("max_new_tokens") or config.max_decode_length - 1
+        if max_new_tokens > config.max_decode_length - 1:
+            logger.warning(
+                f"max_new_tokens={max_new_tokens} exceeds config.max_decode_length - 1 = "
+                f"{config.max_decode_length - 1}: truncated to it."
+            )
+            max_new_tokens = config.max_decode_length - 1
+        num_return_sequences = settings.get("num_return_sequences") or 1
+        do_sample = bool(settings.get("do_sample", False))
+
+        processors = LogitsProcessorList()
+        if do_sample:
+            temperature = settings.get("temperature")
+            if temperature is not None and temperature != 1.0:
+                processors.append(TemperatureLogitsWarper(temperature))
+            if settings.get("top_k"):
+                processors.append(TopKLogitsWarper(settings["top_k"]))
+            if settings.get("top_p") is not None and settings["top_p"] < 1.0:
+                processors.append(TopPLogitsWarper(settings["top_p"]))
+        processors.extend(logits_processor or [])
+
+        latent = self._latent_for_generation(input_ids, attention_mask, latent, num_return_sequences, sample_latent)
+        count = latent.shape[0]
+        state, condition = self.decoder.initial_state(latent)
+        sequences = torch.full((count, 1), config.bos_token_id, dtype=torch.long, device=latent.device)
+        finished = torch.zeros(count, dtype=torch.bool, device=latent.device)
+        all_scores, all_logits = [], []
+        inputs = sequences
+        for _ in range(max_new_tokens):
+            if sequences.shape[1] > 1 and config.word_dropout >= 1.0:
+                inputs = torch.full_like(inputs, config.unk_token_id)  # inputless: <s>, then <unk> only
+            logits, state = self.decoder(inputs, state, condition)
+            logits = logits[:, -1].float()
+            scores = processors(sequences, logits)
+            if do_sample:
+                next_tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            else:
+                next_tokens = scores.argmax(dim=-1)
+            next_tokens = next_tokens.masked_fill(finished, config.pad_token_id)
+            sequences = torch.cat([sequences, next_tokens.unsqueeze(1)], dim=1)
+            if output_scores:
+                all_scores.append(scores)
+            if output_logits:
+                all_logits.append(logits)
+            finished |= next_tokens == config.eos_token_id
+            if finished.all():
+                break
+            inputs = next_tokens.unsqueeze(1)
+        if not return_dict_in_generate:
+            return sequences
+        return HRVAEGenerateOutput(
+            sequences=sequences,
+            scores=tuple(all_scores) if output_scores else None,
+            logits=tuple(all_logits) if output_logits else None,
+            latent=latent,
+        )
+
+    @torch.no_grad()
+    def interpolate(
+        self,
+        a_ids: torch.Tensor,
+        b_ids: torch.Tensor,
+        steps: int = 5,
+        method: str = "linear",
+        **generate_kwargs,
+    ) -> torch.Tensor:
+        """Greedy decodes of `steps` points between the posterior means of two sentences (Bowman et al., 2016).
+
+        `a_ids`, `b_ids`: one sentence each, `(T,)` or `(1, T)`. `method`: "linear" or "slerp".
+        Returns `torch.LongTensor` of shape `(steps, 1 + length)`; row 0 decodes a, the last row decodes b.
+        """
+        if method not in INTERPOLATION_METHODS:
+            raise ValueError(f"method must be one of {INTERPOLATION_METHODS}, got {method!r}.")
+        if not isinstance(steps, int) or steps < 2:
+            raise ValueError(f"steps must be an integer >= 2, got {steps!r}.")
+        ends = []
+        for ids in (a_ids, b_ids):
+            ids = ids.unsqueeze(0) if ids.dim() == 1 else ids
+            if ids.shape[0] != 1:
+                raise ValueError(f"interpolate takes one sentence per end, got a batch of {ids.shape[0]}.")
+            ends.append(self.encode(ids.to(self.device))[0][0])
+        weights = torch.linspace(0, 1, steps, device=self.device, dtype=ends[0].dtype)
+        if method == "slerp":
+            points = slerp(ends[0], ends[1], weights)
+        else:
+            points = (1 - weights).unsqueeze(1) * ends[0] + weights.unsqueeze(1) * ends[1]
+        return self.generate(latent=points, **generate_kwargs)
+
+
+__all__ = ["HRVAEGenerationMixin", "HRVAEGenerateOutput", "slerp"]

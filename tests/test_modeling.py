@@ -1,0 +1,191 @@
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from hf_hrvae.modeling_hrvae import linear_recurrence
+
+
+def per_step_reference(model, input_ids):
+    """The encoder as the paper describes it and the authors' code runs it: one step at a time, every layer's
+    [h_t; c_t] through the two linear layers. Written with explicit LSTM equations, independent of the model's code."""
+    encoder = model.encoder
+    x = encoder.enc_embedding(input_ids)
+    batch, length = input_ids.shape
+    states = [(x.new_zeros(batch, lstm.hidden_size), x.new_zeros(batch, lstm.hidden_size)) for lstm in encoder.layers]
+    mus, logvars = [], []
+    for t in range(length):
+        layer_input, concatenated = x[:, t], []
+        for index, lstm in enumerate(encoder.layers):
+            h, c = states[index]
+            gates = layer_input @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            states[index] = (h, c)
+            concatenated += [h, c]
+            layer_input = h
+        state = torch.cat(concatenated, dim=-1)
+        mus.append(encoder.to_mu(state))
+        logvars.append(encoder.to_logvar(state))
+    return torch.stack(mus, 1), torch.stack(logvars, 1)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_fused_encoder_equals_per_step_reference(make_model, batch, num_layers):
+    model = make_model(num_layers=num_layers).eval()
+    with torch.no_grad():
+        mu, logvar = model.encoder(batch["input_ids"])
+        mu_ref, logvar_ref = per_step_reference(model, batch["input_ids"])
+    assert mu.shape == (batch["input_ids"].shape[0], batch["input_ids"].shape[1], 2 * num_layers * 8)
+    torch.testing.assert_close(mu, mu_ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logvar, logvar_ref, atol=1e-5, rtol=0)
+
+
+def test_linear_recurrence_equals_sequential_loop():
+    torch.manual_seed(0)
+    for length in (1, 2, 5, 16, 37):
+        decay, drive = torch.rand(3, length, 4), torch.randn(3, length, 4)
+        expected, c = [], torch.zeros(3, 4)
+        for t in range(length):
+            c = decay[:, t] * c + drive[:, t]
+            expected.append(c)
+        torch.testing.assert_close(linear_recurrence(decay, drive), torch.stack(expected, 1))
+
+
+def test_encoder_gradient_equals_per_step_reference(make_model, batch):
+    model = make_model().eval()
+    mu, logvar = model.encoder(batch["input_ids"])
+    grads = torch.autograd.grad(mu.pow(2).sum() + logvar.sin().sum(), list(model.encoder.parameters()))
+    mu_ref, logvar_ref = per_step_reference(model, batch["input_ids"])
+    grads_ref = torch.autograd.grad(mu_ref.pow(2).sum() + logvar_ref.sin().sum(), list(model.encoder.parameters()))
+    for grad, grad_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(grad, grad_ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+def test_padding_invariance(make_model, tokenizer, sentences, setting):
+    model = make_model(setting=setting).eval()
+    texts = [sentences[0], max(sentences[:50], key=len), sentences[3]]
+    padded = tokenizer(texts, return_tensors="pt", padding=True)
+    assert (padded["attention_mask"] == 0).any()
+    out = model(**padded, labels=padded["input_ids"])
+    alone = [tokenizer([text], return_tensors="pt") for text in texts]
+    outs = [model(**one, labels=one["input_ids"]) for one in alone]
+    for row, single in enumerate(outs):
+        torch.testing.assert_close(out.mu[row], single.mu[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(out.logvar[row], single.logvar[0], atol=1e-5, rtol=0)
+        length = alone[row]["input_ids"].shape[1]
+        torch.testing.assert_close(out.logits[row, : length - 1], single.logits[0], atol=1e-5, rtol=0)
+    for name in ("loss", "reconstruction_loss", "kl_loss", "kl_last"):
+        expected = torch.stack([getattr(single, name) for single in outs]).mean()
+        torch.testing.assert_close(getattr(out, name), expected, atol=1e-5, rtol=1e-6)
+
+
+def test_kl_terms_match_torch_distributions(make_model, batch):
+    model = make_model().eval()
+    out = model(**batch, labels=batch["input_ids"])
+    standard = Normal(torch.zeros_like(out.mu), torch.ones_like(out.mu))
+    expected_last = kl_divergence(Normal(out.mu, torch.exp(0.5 * out.logvar)), standard).sum(-1).mean()
+    torch.testing.assert_close(out.kl_last, expected_last)
+
+    mu_steps, logvar_steps, _, _ = model.encode_steps(batch["input_ids"], batch["attention_mask"])
+    per_step = kl_divergence(Normal(mu_steps, torch.exp(0.5 * logvar_steps)), Normal(0.0, 1.0)).sum(-1)
+    mask = batch["attention_mask"].float()
+    expected_mean = ((per_step * mask).sum(1) / mask.sum(1)).mean()  # Eq. 3: average over each sentence's steps
+    torch.testing.assert_close(out.kl_loss, expected_mean)
+    assert out.kl_loss.item() > 0 and out.kl_last.item() > 0
+
+    model_sum = make_model(kl_reduction="sum").eval()
+    out_sum = model_sum(**batch, labels=batch["input_ids"])
+    torch.testing.assert_close(out_sum.kl_loss, (per_step * mask).sum(1).mean())
+
+
+def test_loss_is_reconstruction_plus_weighted_kl(make_model, batch):
+    model = make_model(kl_weight=0.3).eval()
+    out = model(**batch, labels=batch["input_ids"])
+    torch.testing.assert_close(out.loss, out.reconstruction_loss + 0.3 * out.kl_loss)
+    # reconstruction: -log p(x|z) summed over the predicted tokens (</s> included), averaged over sentences
+    log_probs = torch.log_softmax(out.logits, -1)
+    targets = batch["input_ids"][:, 1:]
+    token_nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1) * batch["attention_mask"][:, 1:]
+    torch.testing.assert_close(out.reconstruction_loss, token_nll.sum(1).mean())
+
+
+def test_output_shapes_and_latent_choice(make_model, batch):
+    model = make_model(latent_size=5)
+    batch_size, length = batch["input_ids"].shape
+    model.eval()
+    out = model(**batch)
+    assert out.loss is None and out.reconstruction_loss is None
+    assert out.logits.shape == (batch_size, length - 1, len_vocab(model))
+    assert out.mu.shape == out.logvar.shape == out.latent.shape == (batch_size, 5)
+    assert torch.equal(out.latent, out.mu)  # eval decodes the posterior mean
+    sampled = model(**batch, sample_latent=True).latent
+    assert not torch.equal(sampled, out.mu)
+    model.train()
+    assert not torch.equal(model(**batch).latent, model(**batch).mu)  # training samples z
+
+
+def len_vocab(model):
+    return model.config.vocab_size
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+def test_gradients_reach_encoder_and_decoder(make_model, batch, setting):
+    model = make_model(setting=setting).train()
+    model(**batch, labels=batch["input_ids"]).loss.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert param.grad.abs().sum() > 0, name
+    pad = model.config.pad_token_id
+    assert model.encoder.enc_embedding.weight.grad[pad].abs().sum() == 0  # padding never learns
+
+
+def test_inputless_decoder_sees_only_bos_then_unk(make_model, batch):
+    model = make_model(setting="inputless")
+    inputs = model.decoder_inputs(batch["input_ids"][:, :-1])
+    assert (inputs[:, 0] == model.config.bos_token_id).all()
+    assert (inputs[:, 1:] == model.config.unk_token_id).all()
+    model.eval()  # inputless holds at evaluation too
+    assert (model.decoder_inputs(batch["input_ids"])[:, 1:] == model.config.unk_token_id).all()
+
+
+def test_word_dropout_between_zero_and_one_applies_in_training_only(make_model, batch):
+    model = make_model(word_dropout=0.5).train()
+    torch.manual_seed(0)
+    ids = batch["input_ids"].repeat(20, 1)
+    dropped = model.decoder_inputs(ids)[:, 1:] == model.config.unk_token_id
+    real = ids[:, 1:] != model.config.unk_token_id
+    assert abs(dropped[real].float().mean().item() - 0.5) < 0.05
+    model.eval()
+    assert torch.equal(model.decoder_inputs(ids), ids)
+
+
+def test_authors_wiring_latent_is_decoder_initial_state(make_model):
+    model = make_model()
+    latent = torch.randn(3, model.config.latent_dim)
+    (h0, c0), condition = model.decoder.initial_state(latent)
+    hidden = model.config.hidden_size
+    assert h0.shape == c0.shape == (2, 3, hidden)
+    torch.testing.assert_close(h0[0], latent[:, :hidden])
+    torch.testing.assert_close(c0[0], latent[:, hidden : 2 * hidden])
+    torch.testing.assert_close(h0[1], latent[:, 2 * hidden : 3 * hidden])
+    torch.testing.assert_close(condition, latent[:, 2 * hidden :])  # the top layer's [h; c]
+
+
+def test_weights_start_as_pytorch_defaults(make_model):
+    model = make_model(embedding_size=64, hidden_size=32)
+    bound = 1 / math.sqrt(32)
+    for lstm in list(model.encoder.layers) + [model.decoder.lstm]:
+        for name, param in lstm.named_parameters():
+            assert param.abs().max() <= bound, name
+            assert param.abs().max() > 0.9 * bound, name  # uniform, not xavier / zeros
+    assert model.decoder.lstm.bias_ih_l0.abs().sum() > 0  # transformers would zero LSTM biases
+    embedding = model.encoder.enc_embedding.weight[1:]
+    assert 0.9 < embedding.std().item() < 1.1  # N(0, 1), not N(0, 0.02)
+    assert model.encoder.enc_embedding.weight[0].abs().sum() == 0
+    linear = model.encoder.to_mu
+    assert linear.weight.abs().max() <= 1 / math.sqrt(linear.in_features)
+    assert linear.bias.abs().sum() > 0
