@@ -75,6 +75,10 @@ def build_tokenizer(
             if not isinstance(text, str):
                 raise TypeError(f"texts must hold strings, got {type(text).__name__}: {text!r}.")
             count += 1
+            # A corpus's own "<unk>" (PTB) is our special token, not a word: counted as one, `tokenizers` would
+            # give the special token a second id.
+            for token in SPECIAL_TOKENS:
+                text = text.replace(token, " ")
             yield text
 
     tokenizer.train_from_iterator(counted(texts), trainer=trainer)
@@ -85,6 +89,8 @@ def build_tokenizer(
             f"No word of the {count} texts occurs at least min_frequency={min_frequency} times: the vocabulary "
             "would hold only the special tokens."
         )
+    if [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS] != list(range(len(SPECIAL_TOKENS))):
+        raise RuntimeError(f"Special tokens got unexpected ids: {[tokenizer.token_to_id(t) for t in SPECIAL_TOKENS]}.")
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}",
         special_tokens=[(token, tokenizer.token_to_id(token)) for token in (BOS, EOS)],
