@@ -69,3 +69,22 @@ def make_model(tokenizer):
 @pytest.fixture
 def batch(tokenizer, sentences):
     return tokenizer(sentences[:6], return_tensors="pt", padding=True)
+
+
+@pytest.fixture(scope="session")
+def e2e_folder(tmp_path_factory):
+    """../shared/data/e2e_nlg when present, else a tiny folder of the same layout built here."""
+    shared = SHARED_DATA / "e2e_nlg"
+    if shared.exists():
+        return str(shared)
+    import csv
+
+    folder = tmp_path_factory.mktemp("data") / "e2e_nlg"
+    folder.mkdir()
+    for split, count in (("train", 256), ("validation", 64), ("test", 64)):
+        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["meaning_representation", "human_reference"])
+            for row in range(count):
+                writer.writerow(["name[x]", FALLBACK_SENTENCES[row % len(FALLBACK_SENTENCES)]])
+    return str(folder)

@@ -1,0 +1,345 @@
+"""The training loop of `examples/train.py` (accelerate: CPU, one or several GPUs, DDP over gloo on CPUs)."""
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding
+
+from .configuration_hrvae import SETTINGS, HRVAEConfig
+from .data import EpochSampler, load_text_splits, padding_fraction, tokenize_splits, tokenizer_for
+from .evaluation import evaluate_elbo
+from .modeling_hrvae import HRVAEModel
+from .plotting import plot_training_curves
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "trainer_state.json"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class TrainingArguments:
+    """Flags of `examples/train.py` (HF `run_*_no_trainer` style)."""
+
+    dataset_name: str = field(metadata={"help": "ptb, e2e, a Hub id, or a local folder such as ../shared/data/e2e_nlg"})
+    output_dir: str = field(metadata={"help": "where the best model, logs, curves and checkpoints go"})
+    text_column: str | None = field(default=None, metadata={"help": "column holding the text (known for ptb/e2e)"})
+    setting: str = field(default="standard", metadata={"choices": list(SETTINGS)})
+    num_train_epochs: int = 10
+    max_train_steps: int | None = field(default=None, metadata={"help": "overrides num_train_epochs"})
+    per_device_train_batch_size: int = field(default=128, metadata={"help": "the paper's maximum: 128"})
+    per_device_eval_batch_size: int = 128
+    learning_rate: float = field(default=1e-4, metadata={"help": "Adam, as the paper"})
+    weight_decay: float = field(default=1e-5, metadata={"help": "L2 in Adam, as the authors' code"})
+    adam_epsilon: float = field(default=1e-6, metadata={"help": "as the authors' code"})
+    max_grad_norm: float = field(default=0.0, metadata={"help": "clip gradients to this norm; 0: no clipping (paper)"})
+    seed: int = 42
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    min_frequency: int | None = field(default=None, metadata={"help": "vocabulary: default 4 for e2e, 1 otherwise"})
+    max_vocab_size: int | None = None
+    gradient_accumulation_steps: int = 1
+    checkpointing_steps: str | None = field(default=None, metadata={"help": "'epoch' or a number of steps"})
+    checkpoints_total_limit: int | None = field(default=None, metadata={"help": "keep only the newest N checkpoints"})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder, or 'latest'"})
+    with_tracking: bool = False
+    report_to: str = field(default="all", metadata={"help": "accelerate trackers (tensorboard, wandb, ...)"})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "epochs without a better val NLL"})
+    group_by_length: bool = False
+    embedding_size: int = 512
+    hidden_size: int = 256
+    num_layers: int = 2
+    latent_size: int | None = None
+    dropout: float = 0.5
+    kl_weight: float = 1.0
+    kl_reduction: str = field(default="mean", metadata={"choices": ["mean", "sum"]})
+    max_decode_length: int = 128
+
+    def __post_init__(self):
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
+        if self.per_device_train_batch_size > 128:
+            logger.warning("--per_device_train_batch_size > 128: the paper's batches hold at most 128 sentences.")
+        if self.checkpointing_steps not in (None, "epoch") and not str(self.checkpointing_steps).isdigit():
+            raise ValueError(f"--checkpointing_steps must be 'epoch' or a positive integer, got {self.checkpointing_steps!r}.")
+        if self.max_train_steps is None and self.num_train_epochs < 1:
+            raise ValueError("--num_train_epochs must be >= 1 (or give --max_train_steps).")
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def list_checkpoints(output_dir) -> list[Path]:
+    """Complete checkpoints (`step_N`, not `step_N.partial`), oldest first."""
+    folders = [p for p in (Path(output_dir) / CHECKPOINT_DIR).glob("step_*") if p.name[5:].isdigit()]
+    return sorted((p for p in folders if (p / STATE_FILE).exists()), key=lambda p: int(p.name[5:]))
+
+
+def find_checkpoint(output_dir, resume_from_checkpoint: str) -> Path:
+    if resume_from_checkpoint != "latest":
+        path = Path(resume_from_checkpoint)
+        if not (path / STATE_FILE).exists():
+            raise FileNotFoundError(f"{path} is not a checkpoint of this trainer (no {STATE_FILE}).")
+        return path
+    candidates = list_checkpoints(output_dir)
+    if not candidates:
+        raise FileNotFoundError(f"--resume_from_checkpoint latest: no checkpoint in {Path(output_dir) / CHECKPOINT_DIR}.")
+    return candidates[-1]
+
+
+def build_model_config(args: TrainingArguments, vocab_size: int) -> HRVAEConfig:
+    return HRVAEConfig(
+        vocab_size=vocab_size,
+        embedding_size=args.embedding_size,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        latent_size=args.latent_size,
+        dropout=args.dropout,
+        setting=args.setting,
+        kl_weight=args.kl_weight,
+        kl_reduction=args.kl_reduction,
+        max_decode_length=args.max_decode_length,
+    )
+
+
+class Trainer:
+    """Holds the run's state; `run()` trains. Callbacks `fn(trainer)` run after every optimizer step."""
+
+    def __init__(self, args: TrainingArguments, callbacks=()):
+        self.args = args
+        self.callbacks = list(callbacks)
+        self.output_dir = Path(args.output_dir)
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            log_with=args.report_to if args.with_tracking else None,
+            project_dir=args.output_dir,
+        )
+        self.state = {"completed_steps": 0, "epoch": 0, "batch_in_epoch": 0, "best_nll": None,
+                      "best_epoch": None, "epochs_without_improvement": 0, "log_lines": 0, "validations": []}
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self):
+        args, accelerator = self.args, self.accelerator
+        set_seed(args.seed)
+        with accelerator.main_process_first():
+            splits = load_text_splits(args.dataset_name, args.text_column, args.max_train_samples, args.max_eval_samples)
+            self.tokenizer = tokenizer_for(
+                args.dataset_name, splits["train"]["text"], args.min_frequency, args.max_vocab_size,
+                model_max_length=args.max_decode_length,
+            )
+            self.data = tokenize_splits(splits, self.tokenizer)
+        self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
+        optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay, eps=args.adam_epsilon
+        )
+        collator = DataCollatorWithPadding(self.tokenizer)
+        lengths = self.data["train"]["length"]
+        self.sampler = EpochSampler(lengths, args.per_device_train_batch_size, args.seed, args.group_by_length)
+        # The loader's own generator: creating an iterator would otherwise draw from the global RNG, and a resumed
+        # run (which creates one mid-epoch) would not replay the same dropout and z noise.
+        train_loader = DataLoader(self.data["train"].remove_columns("length"), sampler=self.sampler,
+                                  batch_size=args.per_device_train_batch_size, collate_fn=collator,
+                                  generator=torch.Generator().manual_seed(args.seed))
+        eval_loader = DataLoader(self.data["validation"].remove_columns("length"),
+                                 batch_size=args.per_device_eval_batch_size, collate_fn=collator)
+        self.model, self.optimizer, self.train_loader, self.eval_loader = accelerator.prepare(
+            self.model, optimizer, train_loader, eval_loader
+        )
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / args.gradient_accumulation_steps)
+        self.max_train_steps = args.max_train_steps or args.num_train_epochs * self.steps_per_epoch
+        self.num_epochs = math.ceil(self.max_train_steps / self.steps_per_epoch)
+        if accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        accelerator.wait_for_everyone()
+        logger.info(
+            f"{accelerator.num_processes} process(es), {accelerator.distributed_type}, device {accelerator.device}; "
+            f"vocabulary {len(self.tokenizer)}; train {len(self.data['train'])} sentences, "
+            f"validation {len(self.data['validation'])}; {self.steps_per_epoch} steps/epoch, "
+            f"{self.max_train_steps} steps; padding {padding_fraction(lengths, args.per_device_train_batch_size, self.sampler):.1%}"
+        )
+
+    # ------------------------------------------------------------------ checkpoints and logs
+    def checkpoint(self) -> Path:
+        """`accelerator.save_state` into a temporary folder, renamed when complete: a killed run never leaves a
+        half-written checkpoint behind."""
+        accelerator = self.accelerator
+        final = self.output_dir / CHECKPOINT_DIR / f"step_{self.state['completed_steps']}"
+        partial = final.with_name(final.name + ".partial")
+        if accelerator.is_main_process and partial.exists():
+            shutil.rmtree(partial)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(partial))
+        if accelerator.is_main_process:
+            (partial / STATE_FILE).write_text(json.dumps(self.state, indent=1))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(partial, final)
+            self.prune_checkpoints()
+        accelerator.wait_for_everyone()
+        self.last_checkpoint = final
+        return final
+
+    def prune_checkpoints(self):
+        limit = self.args.checkpoints_total_limit
+        if limit is None:
+            return
+        folders = list_checkpoints(self.output_dir)
+        for folder in folders[: max(len(folders) - limit, 0)]:
+            shutil.rmtree(folder)
+
+    def resume(self, path: Path):
+        self.accelerator.load_state(str(path))
+        self.state = json.loads((path / STATE_FILE).read_text())
+        log = self.output_dir / LOG_FILE
+        if self.accelerator.is_main_process and log.exists():  # forget what the interrupted run logged later
+            lines = log.read_text(encoding="utf-8").splitlines(keepends=True)[: self.state["log_lines"]]
+            log.write_text("".join(lines), encoding="utf-8")
+        self.last_checkpoint = path
+        logger.info(f"Resumed from {path} at step {self.state['completed_steps']}, epoch {self.state['epoch']}.")
+
+    def log(self, entry: dict):
+        if self.args.with_tracking:
+            values = {k: v for k, v in entry.items() if isinstance(v, (int, float)) and k != "step"}
+            self.accelerator.log({f"{entry['kind']}/{k}": v for k, v in values.items()}, step=entry["step"])
+        if self.accelerator.is_main_process:
+            with open(self.output_dir / LOG_FILE, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+        self.state["log_lines"] += 1
+
+    # ------------------------------------------------------------------ the loop
+    def train_step(self, batch) -> dict:
+        args, accelerator = self.args, self.accelerator
+        with accelerator.accumulate(self.model):
+            output = self.model(batch["input_ids"], batch["attention_mask"], labels=batch["input_ids"])
+            accelerator.backward(output.loss)
+            if accelerator.sync_gradients and args.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        terms = torch.stack([output.loss, output.reconstruction_loss, output.kl_loss, output.kl_last]).detach()
+        loss, reconstruction, kl_holistic, kl_last = accelerator.reduce(terms, reduction="mean").tolist()
+        if not all(math.isfinite(value) for value in (loss, reconstruction, kl_holistic, kl_last)):
+            last = getattr(self, "last_checkpoint", None)
+            raise NonFiniteLossError(
+                f"Non-finite loss ({loss}) at step {self.state['completed_steps'] + 1}, epoch {self.state['epoch']}; "
+                f"last good checkpoint: {last if last else 'none (use --checkpointing_steps)'}."
+            )
+        return {"loss": loss, "reconstruction": reconstruction, "kl_holistic": kl_holistic, "kl_last": kl_last,
+                "elbo": reconstruction + kl_last}
+
+    def validate(self) -> dict:
+        metrics = evaluate_elbo(self.model, self.eval_loader, self.accelerator, seed=self.args.seed,
+                                description="validation")
+        metrics.update(epoch=self.state["epoch"], step=self.state["completed_steps"])
+        self.state["validations"].append(metrics)
+        self.log({"kind": "validation", **metrics})
+        if self.state["best_nll"] is None or metrics["elbo_nll"] < self.state["best_nll"]:
+            self.state.update(best_nll=metrics["elbo_nll"], best_epoch=self.state["epoch"], epochs_without_improvement=0)
+            self.export()
+        else:
+            self.state["epochs_without_improvement"] += 1
+        return metrics
+
+    def export(self):
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        accelerator.unwrap_model(self.model).save_pretrained(
+            self.output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save
+        )
+        if accelerator.is_main_process:
+            self.tokenizer.save_pretrained(self.output_dir)
+
+    def run(self) -> dict:
+        args, accelerator = self.args, self.accelerator
+        start_time = time.time()
+        self.setup()
+        if args.with_tracking:
+            accelerator.init_trackers("hrvae", config={k: v for k, v in asdict(args).items() if v is not None})
+        if args.resume_from_checkpoint:
+            self.resume(find_checkpoint(args.output_dir, args.resume_from_checkpoint))
+        elif accelerator.is_main_process:
+            (self.output_dir / LOG_FILE).write_text("")
+        progress = tqdm(total=self.max_train_steps, initial=self.state["completed_steps"], desc="train",
+                        disable=not accelerator.is_local_main_process)
+        stop = self.state["completed_steps"] >= self.max_train_steps
+        while not stop and self.state["epoch"] < self.num_epochs:
+            self.model.train()
+            loader = self.train_loader
+            if self.state["batch_in_epoch"]:
+                loader = accelerator.skip_first_batches(loader, self.state["batch_in_epoch"])
+            # accelerate passes its own iteration count to the sampler when an iteration starts: set it to the epoch
+            # (a resumed run iterates a fresh, skipping loader whose count starts at 0).
+            loader.set_epoch(self.state["epoch"])
+            for batch in loader:
+                metrics = self.train_step(batch)
+                self.state["batch_in_epoch"] += 1
+                if not accelerator.sync_gradients:
+                    continue
+                self.state["completed_steps"] += 1
+                step = self.state["completed_steps"]
+                self.log({"kind": "train_step", "step": step, "epoch": self.state["epoch"], **metrics})
+                progress.update(1)
+                progress.set_postfix(loss=f"{metrics['loss']:.2f}", kl=f"{metrics['kl_holistic']:.2f}")
+                if args.checkpointing_steps not in (None, "epoch") and step % int(args.checkpointing_steps) == 0:
+                    self.checkpoint()
+                for callback in self.callbacks:
+                    callback(self, batch)
+                if step >= self.max_train_steps:
+                    stop = True
+                    break
+            metrics = self.validate()
+            logger.info(f"epoch {self.state['epoch']}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            self.state.update(epoch=self.state["epoch"] + 1, batch_in_epoch=0)
+            patience = args.early_stopping_patience
+            if patience is not None and self.state["epochs_without_improvement"] >= patience:
+                logger.info(f"Early stopping: no better validation NLL for {patience} epochs.")
+                stop = True
+            if args.checkpointing_steps == "epoch":
+                self.checkpoint()
+        progress.close()
+        return self.finish(time.time() - start_time)
+
+    def finish(self, wall_time: float) -> dict:
+        accelerator = self.accelerator
+        results = {
+            "arguments": asdict(self.args),
+            "num_processes": accelerator.num_processes,
+            "distributed_type": str(accelerator.distributed_type),
+            "completed_steps": self.state["completed_steps"],
+            "epochs": self.state["epoch"],
+            "wall_time_s": wall_time,
+            "best_epoch": self.state["best_epoch"],
+            "best_validation": next(
+                (v for v in self.state["validations"] if v["elbo_nll"] == self.state["best_nll"]), None
+            ),
+            "validations": self.state["validations"],
+        }
+        if accelerator.is_main_process:
+            (self.output_dir / "train_results.json").write_text(json.dumps(results, indent=1))
+            plot_training_curves(self.output_dir / LOG_FILE, self.output_dir / "training_curves.png",
+                                 title=f"{self.args.dataset_name} — {self.args.setting}")
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return results
+
+
+def train(args: TrainingArguments, callbacks=()) -> dict:
+    """Train, export the best model by validation ELBO-NLL to `args.output_dir`, return the results."""
+    return Trainer(args, callbacks).run()
+
+
+__all__ = ["TrainingArguments", "Trainer", "train", "NonFiniteLossError", "find_checkpoint"]

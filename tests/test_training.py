@@ -1,0 +1,98 @@
+import json
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from hf_hrvae.training import NonFiniteLossError, Trainer, TrainingArguments, train
+
+
+def tiny_args(data, output_dir, **overrides):
+    values = dict(
+        dataset_name=data, output_dir=str(output_dir), max_train_samples=96, max_eval_samples=40,
+        per_device_train_batch_size=16, per_device_eval_batch_size=16, embedding_size=16, hidden_size=16,
+        num_train_epochs=1, seed=3, learning_rate=1e-3,
+    )
+    values.update(overrides)
+    return TrainingArguments(**values)
+
+
+def final_weights(trainer):
+    return {k: v.clone() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
+
+
+def test_short_run_exports_a_loadable_model(e2e_folder, tmp_path):
+    out = tmp_path / "run"
+    results = train(tiny_args(e2e_folder, out, num_train_epochs=2, setting="inputless"))
+    assert results["completed_steps"] == 12 and results["epochs"] == 2  # 96 sentences / 16 per batch, 2 epochs
+    assert results["num_processes"] == 1
+    saved = json.loads((out / "train_results.json").read_text())
+    assert saved["arguments"]["setting"] == "inputless" and saved["arguments"]["dataset_name"] == e2e_folder
+    assert len(saved["validations"]) == 2 and saved["best_validation"]["num_sentences"] == 40
+    best = saved["best_validation"]
+    assert best["elbo_nll"] == pytest.approx(best["reconstruction"] + best["kl"])
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    steps = [entry for entry in log if entry["kind"] == "train_step"]
+    assert [entry["step"] for entry in steps] == list(range(1, 13))
+    assert all(entry["kl_holistic"] > 0 and entry["reconstruction"] > 0 for entry in steps)
+    assert (out / "training_curves.png").stat().st_size > 1000
+
+    model = AutoModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.config.setting == "inputless" and model.config.vocab_size == len(tokenizer)
+    batch = tokenizer(["blue spice is a coffee shop ."], return_tensors="pt")
+    ids = model.generate(**batch, max_new_tokens=8)
+    assert ids.shape[0] == 1 and ids[0, 0] == tokenizer.bos_token_id
+
+
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_kill_and_resume_gives_the_same_weights(e2e_folder, tmp_path, group_by_length):
+    common = dict(max_train_steps=14, group_by_length=group_by_length)  # 6 steps/epoch: the resume crosses epochs
+    reference = Trainer(tiny_args(e2e_folder, tmp_path / "reference", **common))
+    reference.run()
+    expected = final_weights(reference)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_5(trainer, batch):
+        if trainer.state["completed_steps"] == 5:
+            raise Killed  # the process dies here: after the checkpoint of step 4, before step 6's
+
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(Killed):
+        Trainer(tiny_args(e2e_folder, interrupted, checkpointing_steps="2", **common), [kill_at_step_5]).run()
+    assert sorted(p.name for p in (interrupted / "checkpoints").iterdir()) == ["step_2", "step_4"]
+
+    resumed = Trainer(tiny_args(e2e_folder, interrupted, resume_from_checkpoint="latest", **common))
+    results = resumed.run()
+    assert results["completed_steps"] == 14
+    for name, tensor in final_weights(resumed).items():
+        torch.testing.assert_close(tensor, expected[name], atol=1e-6, rtol=0, msg=name)
+    log = [json.loads(line) for line in (interrupted / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log if e["kind"] == "train_step"] == list(range(1, 15))  # no step logged twice
+    reference_log = (tmp_path / "reference" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["kind"] for line in reference_log] == [e["kind"] for e in log]
+
+
+def test_non_finite_loss_stops_with_step_and_checkpoint(e2e_folder, tmp_path):
+    def poison(trainer, batch):
+        if trainer.state["completed_steps"] == 3:
+            with torch.no_grad():
+                trainer.accelerator.unwrap_model(trainer.model).decoder.output_projection.bias.fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLossError, match=r"at step 4, epoch 0; last good checkpoint: .*step_2"):
+        Trainer(tiny_args(e2e_folder, tmp_path / "nan", checkpointing_steps="2"), [poison]).run()
+
+
+def test_checkpoints_total_limit_keeps_the_newest(e2e_folder, tmp_path):
+    out = tmp_path / "limited"
+    train(tiny_args(e2e_folder, out, checkpointing_steps="1", checkpoints_total_limit=2))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_5", "step_6"]
+
+
+def test_bad_flags_are_refused():
+    with pytest.raises(ValueError, match="--checkpointing_steps must be 'epoch' or a positive integer"):
+        TrainingArguments(dataset_name="e2e", output_dir="x", checkpointing_steps="often")
+    with pytest.raises(ValueError, match="--per_device_train_batch_size must be >= 1"):
+        TrainingArguments(dataset_name="e2e", output_dir="x", per_device_train_batch_size=0)
