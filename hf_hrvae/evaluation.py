@@ -1,76 +1,280 @@
-"""Evaluation of HR-VAE: valid bounds per sentence.
+"""Evaluation of HR-VAE: valid bounds, importance-weighted NLL, MI, active units, BLEU, and the paper's protocol.
 
-Every random draw is seeded by (seed, sentence index), so the numbers do not depend on the batch size, the batch
-composition or the number of processes.
+Every random draw is seeded by (seed, stream, sentence index), so the numbers do not depend on the batch size,
+the batch composition or the number of processes. See docs/evaluation.md for the definitions.
 """
 
+import json
 import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from .modeling_hrvae import gaussian_kl
 
+LOG_2PI = math.log(2 * math.pi)
+# Independent noise streams per sentence.
+RECONSTRUCTION_STREAM, IW_STREAM, MI_STREAM = 0, 1, 2
 
-def sentence_noise(indices: torch.Tensor, num_samples: int, dim: int, seed: int, device=None, dtype=None):
-    """Standard normal noise `(B, num_samples, dim)`; row b depends only on (seed, indices[b])."""
-    rows = [
-        torch.randn(num_samples, dim, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(index)))
-        for index in indices.tolist()
-    ]
-    return torch.stack(rows).to(device=device, dtype=dtype)
+
+def sentence_generators(indices: torch.Tensor, seed: int, stream: int) -> list:
+    """One CPU generator per sentence, seeded by (seed, stream, dataset index)."""
+    return [torch.Generator().manual_seed((seed * 7919 + stream) * 1_000_003 + int(i)) for i in indices.tolist()]
+
+
+def draw_noise(generators: list, num_samples: int, dim: int, device=None, dtype=None) -> torch.Tensor:
+    """Standard normal noise `(B, num_samples, dim)`; row b comes from `generators[b]` (streams continue)."""
+    return torch.stack([torch.randn(num_samples, dim, generator=g) for g in generators]).to(device=device, dtype=dtype)
+
+
+def sentence_noise(indices, num_samples, dim, seed, stream=RECONSTRUCTION_STREAM, device=None, dtype=None):
+    return draw_noise(sentence_generators(indices, seed, stream), num_samples, dim, device, dtype)
 
 
 @torch.no_grad()
 def elbo_terms(model, input_ids, attention_mask, indices, seed: int = 0) -> dict:
-    """Per-sentence terms of the ELBO, each `(B,)`.
+    """Per-sentence terms, each `(B,)`.
 
     `reconstruction`: -log p(x | z), z one sample of q(z | x) of the latent the decoder uses;
     `kl`: KL(q(z | x) || p(z)) of that latent; `kl_holistic`: the training term of Eq. 3;
-    `num_tokens`: the tokens each sentence predicts (words and `</s>`).
+    `num_tokens`: the tokens each sentence predicts (words and `</s>`);
+    `paper_reconstruction`: -log p(x | z = posterior mean) (the authors' protocol, not a bound).
     """
     mu_steps, logvar_steps, mu, logvar = model.encode_steps(input_ids, attention_mask)
-    noise = sentence_noise(indices, 1, mu.shape[-1], seed, mu.device, mu.dtype)[:, 0]
-    latent = mu + noise * torch.exp(0.5 * logvar)
-    logits = model.decode(latent, input_ids)
+    noise = sentence_noise(indices, 1, mu.shape[-1], seed, RECONSTRUCTION_STREAM, mu.device, mu.dtype)[:, 0]
+    sampled = model.token_nll(model.decode(mu + noise * torch.exp(0.5 * logvar), input_ids), input_ids, attention_mask)
+    at_mean = model.token_nll(model.decode(mu, input_ids), input_ids, attention_mask)
     return {
-        "reconstruction": model.token_nll(logits, input_ids, attention_mask),
+        "reconstruction": sampled,
         "kl": gaussian_kl(mu, logvar),
         "kl_holistic": model.holistic_kl(mu_steps, logvar_steps, attention_mask),
         "num_tokens": (attention_mask.sum(1) - 1).to(mu.dtype),
+        "paper_reconstruction": at_mean,
     }
 
 
-def summarize_elbo(terms: dict) -> dict:
-    """Per-sentence averages, `elbo_nll = reconstruction + kl`, `elbo_ppl = exp(sum elbo_nll / sum tokens)`."""
+@torch.no_grad()
+def iw_log_weights(model, input_ids, attention_mask, mu, logvar, indices, num_samples, seed, rows_per_chunk=2048):
+    """`log p(x | z_k) + log p(z_k) - log q(z_k | x)` for k samples per sentence: `(B, num_samples)`.
+
+    The samples are decoded in chunks (all sentences x a slice of the samples expanded along the batch, one fused
+    LSTM call each) so memory stays bounded by `rows_per_chunk` decoded sentences.
+    """
+    batch, dim = mu.shape
+    generators = sentence_generators(indices, seed, IW_STREAM)
+    per_chunk = max(1, min(num_samples, rows_per_chunk // batch))
+    std = torch.exp(0.5 * logvar)
+    weights = []
+    for start in range(0, num_samples, per_chunk):
+        count = min(per_chunk, num_samples - start)
+        noise = draw_noise(generators, count, dim, mu.device, mu.dtype)  # (B, count, D)
+        latent = mu.unsqueeze(1) + noise * std.unsqueeze(1)
+        log_q = -0.5 * (noise.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
+        log_prior = -0.5 * (latent.pow(2) + LOG_2PI).sum(-1)
+        ids = input_ids.repeat_interleave(count, dim=0)
+        mask = attention_mask.repeat_interleave(count, dim=0)
+        nll = model.token_nll(model.decode(latent.flatten(0, 1), ids), ids, mask).view(batch, count)
+        weights.append(log_prior - log_q - nll)
+    return torch.cat(weights, dim=1)
+
+
+def iw_nll_from_log_weights(log_weights: torch.Tensor) -> torch.Tensor:
+    """`-log (1/k) sum_k w_k` per sentence, stably: `(B, k) -> (B,)`."""
+    return -(torch.logsumexp(log_weights, dim=1) - math.log(log_weights.shape[1]))
+
+
+def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
+    """Dimensions d with Cov_x(E_q[z_d]) > threshold (Burda et al., 2016), over all sentences: `mu (N, D)`."""
+    return int((mu.double().var(dim=0) > threshold).sum())
+
+
+def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, latent: torch.Tensor) -> float:
+    """I_q(x; z) (He et al., 2019) over the whole set: `mu, logvar, latent (N, D)`, one z_i ~ q(z | x_i) each.
+
+    `E_i[log q(z_i | x_i) - log q(z_i)]`, the aggregate posterior `q(z) = (1/N) sum_j q(z | x_j)` over the N
+    sentences. The first term is the Monte Carlo one on the same z_i, so the estimate never exceeds log N.
+    """
+    mu, logvar, latent = mu.double(), logvar.double(), latent.double()
+    count = mu.shape[0]
+    precision = torch.exp(-logvar)  # (N, D)
+    scaled_mu, constant = mu * precision, (mu.pow(2) * precision).sum(1) + logvar.sum(1) + mu.shape[1] * LOG_2PI
+    total = 0.0
+    for start in range(0, count, 1024):  # rows of the (N, N) matrix log N(z_i; mu_j, var_j), as matmuls
+        z = latent[start : start + 1024]
+        pairwise = -0.5 * (z.pow(2) @ precision.T - 2 * z @ scaled_mu.T + constant)
+        own = pairwise.diagonal(offset=start)
+        total += (own - torch.logsumexp(pairwise, dim=1) + math.log(count)).sum().item()
+    return total / count
+
+
+def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus BLEU of space-tokenised strings (sacrebleu, `tokenize="none"`: the texts are our word tokens)."""
+    import sacrebleu
+
+    return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none").score
+
+
+def summarize(terms: dict, iw_samples: int | None = None) -> dict:
+    """Per-sentence averages of the gathered per-sentence terms; perplexities over all predicted tokens."""
     count = terms["reconstruction"].numel()
+    tokens = terms["num_tokens"].sum().item()
     elbo = terms["reconstruction"] + terms["kl"]
-    total_tokens = terms["num_tokens"].sum().item()
-    return {
+    summary = {
         "num_sentences": count,
-        "num_tokens": int(total_tokens),
+        "num_tokens": int(tokens),
         "reconstruction": terms["reconstruction"].mean().item(),
         "kl": terms["kl"].mean().item(),
         "kl_holistic": terms["kl_holistic"].mean().item(),
         "elbo_nll": elbo.mean().item(),
-        "elbo_ppl": math.exp(elbo.sum().item() / total_tokens),
+        "elbo_ppl": math.exp(elbo.sum().item() / tokens),
+    }
+    if "iw_nll" in terms:
+        summary.update(iw_nll=terms["iw_nll"].mean().item(), iw_samples=iw_samples,
+                       ppl=math.exp(terms["iw_nll"].sum().item() / tokens))
+    return summary
+
+
+def paper_protocol(terms: dict) -> dict:
+    """What the authors' code reports (z = posterior mean; time-averaged KL; n + 2 tokens per sentence)."""
+    nll = terms["paper_reconstruction"] + terms["kl_holistic"]
+    words_plus_two = terms["num_tokens"] + 1  # n + 1 predicted tokens, plus <s>
+    return {
+        "label": "comparison only, not a bound",
+        "nll": nll.mean().item(),
+        "kl": terms["kl_holistic"].mean().item(),
+        "ppl": math.exp(nll.sum().item() / words_plus_two.sum().item()),
     }
 
 
 @torch.no_grad()
 def evaluate_elbo(model, dataloader, accelerator, seed: int = 0, description: str = "eval") -> dict:
     """ELBO terms over a whole (prepared) dataloader, gathered across processes with `gather_for_metrics`."""
+    results = evaluate_model(model, dataloader, accelerator, seed=seed, description=description)
+    return {"num_sentences": results["num_sentences"], "num_tokens": results["num_tokens"], **results["valid"]}
+
+
+@torch.no_grad()
+def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokenizer=None, description="eval",
+                   rows_per_chunk=2048, max_new_tokens=None) -> dict:
+    """Every metric over a (prepared) dataloader whose batches carry `input_ids`, `attention_mask`, `index`.
+
+    `iw_samples=0` skips the importance-weighted NLL; `tokenizer=None` skips BLEU. Returns
+    `{"num_sentences", "num_tokens", "valid": {...}, "paper_protocol": {...}}`.
+    """
     unwrapped = accelerator.unwrap_model(model)
     was_training = unwrapped.training
     unwrapped.eval()
-    collected = {}
-    for batch in tqdm(dataloader, desc=description, disable=not accelerator.is_local_main_process, leave=False):
+    collected, hypotheses, references = {}, [], []
+    sentences = len(dataloader.dataset) if hasattr(dataloader, "dataset") else None
+    progress = tqdm(total=sentences, desc=description, unit="sent", disable=not accelerator.is_local_main_process,
+                    leave=False)
+    for batch in dataloader:
         input_ids, attention_mask, _ = unwrapped._check_inputs(batch["input_ids"], batch["attention_mask"])
         terms = elbo_terms(unwrapped, input_ids, attention_mask, batch["index"], seed)
+        mu, logvar = unwrapped.encode_steps(input_ids, attention_mask)[2:]
+        terms.update(mu=mu, logvar=logvar)
+        terms["mi_latent"] = mu + sentence_noise(batch["index"], 1, mu.shape[1], seed, MI_STREAM, mu.device,
+                                                 mu.dtype)[:, 0] * torch.exp(0.5 * logvar)
+        if iw_samples:
+            log_weights = iw_log_weights(unwrapped, input_ids, attention_mask, mu, logvar, batch["index"],
+                                         iw_samples, seed, rows_per_chunk)
+            terms["iw_nll"] = iw_nll_from_log_weights(log_weights)
+        if tokenizer is not None:
+            generated = unwrapped.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                           max_new_tokens=max_new_tokens or input_ids.shape[1] + 10)
+            padded = accelerator.pad_across_processes(generated, dim=1, pad_index=unwrapped.config.pad_token_id)
+            gathered_ids = accelerator.gather_for_metrics(padded)
+            gathered_inputs = accelerator.gather_for_metrics(
+                accelerator.pad_across_processes(input_ids, dim=1, pad_index=unwrapped.config.pad_token_id))
+            hypotheses += tokenizer.batch_decode(gathered_ids, skip_special_tokens=True)
+            references += tokenizer.batch_decode(gathered_inputs, skip_special_tokens=True)
         for name, value in accelerator.gather_for_metrics(terms).items():
             collected.setdefault(name, []).append(value.double().cpu())
+        progress.update(input_ids.shape[0] * accelerator.num_processes)
+    progress.close()
     unwrapped.train(was_training)
-    return summarize_elbo({name: torch.cat(values) for name, values in collected.items()})
+    terms = {name: torch.cat(values) for name, values in collected.items()}
+    valid = summarize(terms, iw_samples or None)
+    valid["mutual_info"] = mutual_information(terms["mu"], terms["logvar"], terms["mi_latent"])
+    valid["active_units"] = active_units(terms["mu"])
+    if tokenizer is not None:
+        valid["bleu"] = corpus_bleu(hypotheses, references)
+    counts = {"num_sentences": valid.pop("num_sentences"), "num_tokens": valid.pop("num_tokens")}
+    return {
+        **counts,
+        "valid": valid,
+        "paper_protocol": paper_protocol(terms),
+    }
 
 
-__all__ = ["sentence_noise", "elbo_terms", "summarize_elbo", "evaluate_elbo"]
+
+
+@dataclass
+class EvaluationArguments:
+    """Flags of `examples/evaluate.py`."""
+
+    model_name_or_path: str = field(metadata={"help": "a folder written by examples/train.py, or a Hub id"})
+    dataset_name: str = field(metadata={"help": "ptb, e2e, a Hub id, or a local folder such as ../shared/data/e2e_nlg"})
+    split: str = field(default="test", metadata={"choices": ["train", "validation", "test"]})
+    text_column: str | None = None
+    iw_samples: int = field(default=500, metadata={"help": "importance samples per sentence (He et al. 2019: 500)"})
+    max_samples: int | None = None
+    batch_size: int = field(default=32, metadata={"help": "sentences per batch (x iw_samples decoded rows)"})
+    rows_per_chunk: int = field(default=2048, metadata={"help": "decoded rows per fused call: bounds memory"})
+    seed: int = 0
+    no_bleu: bool = field(default=False, metadata={"help": "skip the greedy reconstructions and BLEU"})
+    output_file: str | None = None
+
+    def __post_init__(self):
+        if self.iw_samples < 0 or self.batch_size < 1 or self.rows_per_chunk < 1:
+            raise ValueError("--iw_samples must be >= 0, --batch_size and --rows_per_chunk >= 1.")
+
+
+def run_evaluation(args: EvaluationArguments) -> dict:
+    """Load a model and a split, evaluate every metric, write `args.output_file` (main process)."""
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
+    from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding
+
+    from .data import load_text_splits, tokenize_splits
+
+    accelerator = Accelerator()
+    model = AutoModel.from_pretrained(args.model_name_or_path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    with accelerator.main_process_first():
+        splits = load_text_splits(args.dataset_name, args.text_column, args.max_samples, args.max_samples)
+        data = tokenize_splits(splits, tokenizer)[args.split]
+    # Sorted by length to cut padding; the per-sentence seeds make the order irrelevant to the numbers.
+    data = data.sort("length").remove_columns("length")
+    loader = DataLoader(data, batch_size=args.batch_size, collate_fn=DataCollatorWithPadding(tokenizer))
+    model, loader = accelerator.prepare(model, loader)
+    start = time.time()
+    results = evaluate_model(model, loader, accelerator, seed=args.seed, iw_samples=args.iw_samples,
+                             tokenizer=None if args.no_bleu else tokenizer, description=f"{args.split}",
+                             rows_per_chunk=args.rows_per_chunk)
+    results = {"split": args.split, **results, "wall_time_s": round(time.time() - start, 1),
+               "num_processes": accelerator.num_processes, "arguments": asdict(args)}
+    if args.output_file and accelerator.is_main_process:
+        Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output_file).write_text(json.dumps(results, indent=1))
+    return results
+
+
+__all__ = [
+    "sentence_noise",
+    "elbo_terms",
+    "iw_log_weights",
+    "iw_nll_from_log_weights",
+    "active_units",
+    "mutual_information",
+    "corpus_bleu",
+    "summarize",
+    "paper_protocol",
+    "evaluate_elbo",
+    "evaluate_model",
+    "EvaluationArguments",
+    "run_evaluation",
+]

@@ -241,10 +241,10 @@ class Trainer:
         return {"loss": loss, "reconstruction": reconstruction, "kl_holistic": kl_holistic, "kl_last": kl_last,
                 "elbo": reconstruction + kl_last}
 
-    def validate(self) -> dict:
+    def validate(self, **extra) -> dict:
         metrics = evaluate_elbo(self.model, self.eval_loader, self.accelerator, seed=self.args.seed,
                                 description="validation")
-        metrics.update(epoch=self.state["epoch"], step=self.state["completed_steps"])
+        metrics.update(epoch=self.state["epoch"], step=self.state["completed_steps"], **extra)
         self.state["validations"].append(metrics)
         self.log({"kind": "validation", **metrics})
         if self.state["best_nll"] is None or metrics["elbo_nll"] < self.state["best_nll"]:
@@ -277,6 +277,7 @@ class Trainer:
                         disable=not accelerator.is_local_main_process)
         stop = self.state["completed_steps"] >= self.max_train_steps
         while not stop and self.state["epoch"] < self.num_epochs:
+            epoch_start = time.time()
             self.model.train()
             loader = self.train_loader
             if self.state["batch_in_epoch"]:
@@ -291,7 +292,8 @@ class Trainer:
                     continue
                 self.state["completed_steps"] += 1
                 step = self.state["completed_steps"]
-                self.log({"kind": "train_step", "step": step, "epoch": self.state["epoch"], **metrics})
+                self.log({"kind": "train_step", "step": step, "epoch": self.state["epoch"], **metrics,
+                          "elapsed_s": round(time.time() - start_time, 3)})
                 progress.update(1)
                 progress.set_postfix(loss=f"{metrics['loss']:.2f}", kl=f"{metrics['kl_holistic']:.2f}")
                 if args.checkpointing_steps not in (None, "epoch") and step % int(args.checkpointing_steps) == 0:
@@ -301,7 +303,7 @@ class Trainer:
                 if step >= self.max_train_steps:
                     stop = True
                     break
-            metrics = self.validate()
+            metrics = self.validate(train_seconds=round(time.time() - epoch_start, 3))
             logger.info(f"epoch {self.state['epoch']}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             self.state.update(epoch=self.state["epoch"] + 1, batch_in_epoch=0)
             patience = args.early_stopping_patience

@@ -1,9 +1,14 @@
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from conftest import REPO_ROOT
 from hf_hrvae.training import NonFiniteLossError, Trainer, TrainingArguments, train
 
 
@@ -21,12 +26,24 @@ def final_weights(trainer):
     return {k: v.clone() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
 
 
-def test_short_run_exports_a_loadable_model(e2e_folder, tmp_path):
+def run_example(*flags, launcher=(), script=REPO_ROOT / "examples" / "train.py", env=None):
+    command = [*map(str, launcher), str(script), *map(str, flags)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+TINY_FLAGS = ["--max_train_samples", 96, "--max_eval_samples", 40, "--per_device_train_batch_size", 16,
+              "--per_device_eval_batch_size", 16, "--embedding_size", 16, "--hidden_size", 16, "--seed", 3]
+
+
+def test_example_script_short_run_exports_a_loadable_model(e2e_folder, tmp_path):
     out = tmp_path / "run"
-    results = train(tiny_args(e2e_folder, out, num_train_epochs=2, setting="inputless"))
-    assert results["completed_steps"] == 12 and results["epochs"] == 2  # 96 sentences / 16 per batch, 2 epochs
-    assert results["num_processes"] == 1
+    run_example("--dataset_name", e2e_folder, "--output_dir", out, "--num_train_epochs", 2, "--setting", "inputless",
+                *TINY_FLAGS, launcher=[sys.executable])
     saved = json.loads((out / "train_results.json").read_text())
+    assert saved["completed_steps"] == 12 and saved["epochs"] == 2  # 96 sentences / 16 per batch, 2 epochs
+    assert saved["num_processes"] == 1
     assert saved["arguments"]["setting"] == "inputless" and saved["arguments"]["dataset_name"] == e2e_folder
     assert len(saved["validations"]) == 2 and saved["best_validation"]["num_sentences"] == 40
     best = saved["best_validation"]
@@ -96,3 +113,57 @@ def test_bad_flags_are_refused():
         TrainingArguments(dataset_name="e2e", output_dir="x", checkpointing_steps="often")
     with pytest.raises(ValueError, match="--per_device_train_batch_size must be >= 1"):
         TrainingArguments(dataset_name="e2e", output_dir="x", per_device_train_batch_size=0)
+
+
+TWO_PROCESS_DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    from transformers import HfArgumentParser
+    from hf_hrvae.training import Trainer, TrainingArguments
+
+    (args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses()
+    seen = []
+    def record(trainer, batch):
+        seen.append({"epoch": trainer.state["epoch"], "index": batch["index"].tolist()})
+    trainer = Trainer(args, [record])
+    results = trainer.run()
+    rank = trainer.accelerator.process_index
+    with open(f"{args.output_dir}/seen_{rank}.json", "w") as handle:
+        json.dump({"seen": seen, "distributed_type": results["distributed_type"]}, handle)
+    """
+)
+
+
+def test_two_cpu_processes_split_the_data_and_agree_with_one(e2e_folder, tmp_path):
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorWithPadding
+
+    from hf_hrvae.data import load_text_splits, tokenize_splits
+    from hf_hrvae.evaluation import evaluate_elbo
+
+    out = tmp_path / "ddp"
+    driver = tmp_path / "driver.py"
+    driver.write_text(TWO_PROCESS_DRIVER)
+    # 96 sentences, 2 ranks x 16: 3 batches per rank and epoch, nothing repeated to even them out
+    run_example("--dataset_name", e2e_folder, "--output_dir", out, "--num_train_epochs", 2, *TINY_FLAGS,
+                launcher=[sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", 2],
+                script=driver, env={"ACCELERATE_USE_CPU": "true"})
+    results = json.loads((out / "train_results.json").read_text())
+    assert results["num_processes"] == 2 and results["distributed_type"] == "DistributedType.MULTI_CPU"
+    assert results["completed_steps"] == 6
+    ranks = [json.loads((out / f"seen_{rank}.json").read_text())["seen"] for rank in (0, 1)]
+    for epoch in (0, 1):
+        shards = [{i for step in seen if step["epoch"] == epoch for i in step["index"]} for seen in ranks]
+        assert not shards[0] & shards[1]
+        assert shards[0] | shards[1] == set(range(96))
+
+    model = AutoModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    validation = tokenize_splits(load_text_splits(e2e_folder, max_eval_samples=40), tokenizer)["validation"]
+    loader = DataLoader(validation.remove_columns("length"), batch_size=7, collate_fn=DataCollatorWithPadding(tokenizer))
+    single = evaluate_elbo(model, loader, Accelerator(cpu=True), seed=3)
+    best = results["best_validation"]
+    assert single["num_sentences"] == best["num_sentences"] == 40
+    for name in ("reconstruction", "kl", "kl_holistic", "elbo_nll", "elbo_ppl"):
+        assert single[name] == pytest.approx(best[name], rel=1e-5), name
