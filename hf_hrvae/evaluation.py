@@ -13,9 +13,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .modeling_hrvae import gaussian_kl
+from .latent_hrvae import gaussian_pairwise_log_density
 
-LOG_2PI = math.log(2 * math.pi)
 # Independent noise streams per sentence.
 RECONSTRUCTION_STREAM, IW_STREAM, MI_STREAM = 0, 1, 2
 
@@ -25,32 +24,30 @@ def sentence_generators(indices: torch.Tensor, seed: int, stream: int) -> list:
     return [torch.Generator().manual_seed((seed * 7919 + stream) * 1_000_003 + int(i)) for i in indices.tolist()]
 
 
-def draw_noise(generators: list, num_samples: int, dim: int, device=None, dtype=None) -> torch.Tensor:
-    """Standard normal noise `(B, num_samples, dim)`; row b comes from `generators[b]` (streams continue)."""
-    return torch.stack([torch.randn(num_samples, dim, generator=g) for g in generators]).to(device=device, dtype=dtype)
-
-
-def sentence_noise(indices, num_samples, dim, seed, stream=RECONSTRUCTION_STREAM, device=None, dtype=None):
-    return draw_noise(sentence_generators(indices, seed, stream), num_samples, dim, device, dtype)
+def sentence_noise(indices, num_samples, dim, seed, stream=RECONSTRUCTION_STREAM):
+    """The standard normal noise `(B, num_samples, dim)` a Gaussian posterior sample of these sentences uses."""
+    return torch.stack([torch.randn(num_samples, dim, generator=g) for g in sentence_generators(indices, seed, stream)])
 
 
 @torch.no_grad()
-def elbo_terms(model, input_ids, attention_mask, indices, seed: int = 0) -> dict:
+def elbo_terms(model, input_ids, attention_mask, indices, seed: int = 0, posterior=None) -> dict:
     """Per-sentence terms, each `(B,)`.
 
     `reconstruction`: -log p(x | z), z one sample of q(z | x) of the latent the decoder uses;
-    `kl`: KL(q(z | x) || p(z)) of that latent; `kl_holistic`: the training term of Eq. 3;
+    `kl`: KL(q(z | x) || p(z)) of that latent; `kl_holistic`: the KL training term (Eq. 3 for HR-VAE);
     `num_tokens`: the tokens each sentence predicts (words and `</s>`);
     `paper_reconstruction`: -log p(x | z = posterior mean) (the authors' protocol, not a bound).
+    `posterior`: the `encode_steps` output, when the caller has it already.
     """
-    mu_steps, logvar_steps, mu, logvar = model.encode_steps(input_ids, attention_mask)
-    noise = sentence_noise(indices, 1, mu.shape[-1], seed, RECONSTRUCTION_STREAM, mu.device, mu.dtype)[:, 0]
-    sampled = model.token_nll(model.decode(mu + noise * torch.exp(0.5 * logvar), input_ids), input_ids, attention_mask)
-    at_mean = model.token_nll(model.decode(mu, input_ids), input_ids, attention_mask)
+    mu, logvar, kl_terms = posterior if posterior is not None else model.encode_steps(input_ids, attention_mask)
+    generators = sentence_generators(indices, seed, RECONSTRUCTION_STREAM)
+    latent = model.sample_posterior(mu, logvar, 1, generators)[:, 0]
+    sampled = model.token_nll(model.decode(latent, input_ids), input_ids, attention_mask)
+    at_mean = model.token_nll(model.decode(model.posterior_mode(mu, logvar), input_ids), input_ids, attention_mask)
     return {
         "reconstruction": sampled,
-        "kl": gaussian_kl(mu, logvar),
-        "kl_holistic": model.holistic_kl(mu_steps, logvar_steps, attention_mask),
+        "kl": model.latent_kl(mu, logvar),
+        "kl_holistic": model.holistic_kl(mu, kl_terms),
         "num_tokens": (attention_mask.sum(1) - 1).to(mu.dtype),
         "paper_reconstruction": at_mean,
     }
@@ -61,19 +58,17 @@ def iw_log_weights(model, input_ids, attention_mask, mu, logvar, indices, num_sa
     """`log p(x | z_k) + log p(z_k) - log q(z_k | x)` for k samples per sentence: `(B, num_samples)`.
 
     The samples are decoded in chunks (all sentences x a slice of the samples expanded along the batch, one fused
-    LSTM call each) so memory stays bounded by `rows_per_chunk` decoded sentences.
+    decoder call each) so memory stays bounded by `rows_per_chunk` decoded sentences.
     """
-    batch, dim = mu.shape
+    batch = mu.shape[0]
     generators = sentence_generators(indices, seed, IW_STREAM)
     per_chunk = max(1, min(num_samples, rows_per_chunk // batch))
-    std = torch.exp(0.5 * logvar)
     weights = []
     for start in range(0, num_samples, per_chunk):
         count = min(per_chunk, num_samples - start)
-        noise = draw_noise(generators, count, dim, mu.device, mu.dtype)  # (B, count, D)
-        latent = mu.unsqueeze(1) + noise * std.unsqueeze(1)
-        log_q = -0.5 * (noise.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
-        log_prior = -0.5 * (latent.pow(2) + LOG_2PI).sum(-1)
+        latent = model.sample_posterior(mu, logvar, count, generators)  # (B, count, D); the streams continue
+        log_q = model.posterior_log_density(latent, mu, logvar)
+        log_prior = model.prior_log_density(latent)
         ids = input_ids.repeat_interleave(count, dim=0)
         mask = attention_mask.repeat_interleave(count, dim=0)
         nll = model.token_nll(model.decode(latent.flatten(0, 1), ids), ids, mask).view(batch, count)
@@ -91,20 +86,20 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     return int((mu.double().var(dim=0) > threshold).sum())
 
 
-def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, latent: torch.Tensor) -> float:
+def mutual_information(mu, logvar, latent, pairwise_log_density=gaussian_pairwise_log_density) -> float:
     """I_q(x; z) (He et al., 2019) over the whole set: `mu, logvar, latent (N, D)`, one z_i ~ q(z | x_i) each.
 
     `E_i[log q(z_i | x_i) - log q(z_i)]`, the aggregate posterior `q(z) = (1/N) sum_j q(z | x_j)` over the N
     sentences. The first term is the Monte Carlo one on the same z_i, so the estimate never exceeds log N.
+    `pairwise_log_density(z, mu, logvar) -> (n, N)`: Gaussian by default (`HRVAEModel.pairwise_posterior_log_density`
+    covers vMF).
     """
-    mu, logvar, latent = mu.double(), logvar.double(), latent.double()
+    mu, latent = mu.double(), latent.double()
+    logvar = logvar.double() if logvar is not None else None
     count = mu.shape[0]
-    precision = torch.exp(-logvar)  # (N, D)
-    scaled_mu, constant = mu * precision, (mu.pow(2) * precision).sum(1) + logvar.sum(1) + mu.shape[1] * LOG_2PI
     total = 0.0
-    for start in range(0, count, 1024):  # rows of the (N, N) matrix log N(z_i; mu_j, var_j), as matmuls
-        z = latent[start : start + 1024]
-        pairwise = -0.5 * (z.pow(2) @ precision.T - 2 * z @ scaled_mu.T + constant)
+    for start in range(0, count, 1024):  # row blocks of the (N, N) matrix log q(z_i | x_j)
+        pairwise = pairwise_log_density(latent[start : start + 1024], mu, logvar)
         own = pairwise.diagonal(offset=start)
         total += (own - torch.logsumexp(pairwise, dim=1) + math.log(count)).sum().item()
     return total / count
@@ -173,11 +168,14 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
                     leave=False)
     for batch in dataloader:
         input_ids, attention_mask, _ = unwrapped._check_inputs(batch["input_ids"], batch["attention_mask"])
-        terms = elbo_terms(unwrapped, input_ids, attention_mask, batch["index"], seed)
-        mu, logvar = unwrapped.encode_steps(input_ids, attention_mask)[2:]
-        terms.update(mu=mu, logvar=logvar)
-        terms["mi_latent"] = mu + sentence_noise(batch["index"], 1, mu.shape[1], seed, MI_STREAM, mu.device,
-                                                 mu.dtype)[:, 0] * torch.exp(0.5 * logvar)
+        posterior = unwrapped.encode_steps(input_ids, attention_mask)
+        mu, logvar, _ = posterior
+        terms = elbo_terms(unwrapped, input_ids, attention_mask, batch["index"], seed, posterior)
+        terms["mu"] = mu
+        if logvar is not None:
+            terms["logvar"] = logvar
+        generators = sentence_generators(batch["index"], seed, MI_STREAM)
+        terms["mi_latent"] = unwrapped.sample_posterior(mu, logvar, 1, generators)[:, 0]
         if iw_samples:
             log_weights = iw_log_weights(unwrapped, input_ids, attention_mask, mu, logvar, batch["index"],
                                          iw_samples, seed, rows_per_chunk)
@@ -198,8 +196,10 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
     unwrapped.train(was_training)
     terms = {name: torch.cat(values) for name, values in collected.items()}
     valid = summarize(terms, iw_samples or None)
-    valid["mutual_info"] = mutual_information(terms["mu"], terms["logvar"], terms["mi_latent"])
-    valid["active_units"] = active_units(terms["mu"])
+    logvar = terms.get("logvar")
+    valid["mutual_info"] = mutual_information(terms["mu"], logvar, terms["mi_latent"],
+                                              unwrapped.pairwise_posterior_log_density)
+    valid["active_units"] = active_units(unwrapped.posterior_mean(terms["mu"], logvar))
     if tokenizer is not None:
         valid["bleu"] = corpus_bleu(hypotheses, references)
     counts = {"num_sentences": valid.pop("num_sentences"), "num_tokens": valid.pop("num_tokens")}

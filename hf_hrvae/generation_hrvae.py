@@ -50,14 +50,15 @@ def slerp(start: torch.Tensor, end: torch.Tensor, weights: torch.Tensor) -> torc
 
 
 class HRVAEGenerationMixin:
-    """`generate` and `interpolate` for `HRVAEModel` (needs `self.encode`, `self.decoder`, `self.config`)."""
+    """`generate` and `interpolate` for `HRVAEModel` (needs `encode`, `posterior_mode`, `sample_posterior`,
+    `sample_prior`, `decoder` and `config` of the model)."""
 
     def _latent_for_generation(self, input_ids, attention_mask, latent, num_return_sequences, sample_latent):
         if latent is not None and input_ids is not None:
             raise ValueError("Pass either input_ids (to reconstruct) or latent (to decode it), not both.")
         if input_ids is not None:
             mu, logvar = self.encode(input_ids, attention_mask)
-            latent = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample_latent else mu
+            latent = self.sample_posterior(mu, logvar)[:, 0] if sample_latent else self.posterior_mode(mu, logvar)
         elif latent is not None:
             if latent.dim() == 1:
                 latent = latent.unsqueeze(0)
@@ -67,7 +68,7 @@ class HRVAEGenerationMixin:
                 )
             latent = latent.to(device=self.device, dtype=self.dtype)
         else:  # the prior
-            return torch.randn(num_return_sequences, self.config.latent_dim, device=self.device, dtype=self.dtype)
+            return self.sample_prior(num_return_sequences)
         return latent.repeat_interleave(num_return_sequences, dim=0)
 
     @torch.no_grad()
@@ -136,7 +137,7 @@ class HRVAEGenerationMixin:
 
         latent = self._latent_for_generation(input_ids, attention_mask, latent, num_return_sequences, sample_latent)
         count = latent.shape[0]
-        state, condition = self.decoder.initial_state(latent)
+        state = self.decoder.initial_state(latent)
         sequences = torch.full((count, 1), config.bos_token_id, dtype=torch.long, device=latent.device)
         finished = torch.zeros(count, dtype=torch.bool, device=latent.device)
         all_scores, all_logits = [], []
@@ -144,7 +145,7 @@ class HRVAEGenerationMixin:
         for _ in range(max_new_tokens):
             if sequences.shape[1] > 1 and config.word_dropout >= 1.0:
                 inputs = torch.full_like(inputs, config.unk_token_id)  # inputless: <s>, then <unk> only
-            logits, state = self.decoder(inputs, state, condition)
+            logits, state = self.decoder(inputs, state)
             logits = logits[:, -1].float()
             scores = processors(sequences, logits)
             if do_sample:
@@ -193,7 +194,7 @@ class HRVAEGenerationMixin:
             ids = ids.unsqueeze(0) if ids.dim() == 1 else ids
             if ids.shape[0] != 1:
                 raise ValueError(f"interpolate takes one sentence per end, got a batch of {ids.shape[0]}.")
-            ends.append(self.encode(ids.to(self.device))[0][0])
+            ends.append(self.posterior_mode(*self.encode(ids.to(self.device)))[0])
         weights = torch.linspace(0, 1, steps, device=self.device, dtype=ends[0].dtype)
         if method == "slerp":
             points = slerp(ends[0], ends[1], weights)

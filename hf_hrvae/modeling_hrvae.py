@@ -1,4 +1,5 @@
-"""HR-VAE (Li et al., 2019): an LSTM VAE for text whose KL term regularises the posterior of every encoder step.
+"""HR-VAE (Li et al., 2019) and its baselines: an LSTM VAE for text whose KL term can regularise the posterior of
+every encoder step ("holistic") or of the last one only.
 
 Shapes below use B = batch, T = padded length (`<s>` and `</s>` included), E = embedding_size,
 H = hidden_size, L = num_layers, S = 2 * L * H (the `[h; c]` state over all layers), D = latent size, V = vocab.
@@ -15,7 +16,22 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput, logging
 
 from .configuration_hrvae import HRVAEConfig
+from .decoders_hrvae import HRVAECNNDecoder, HRVAEDecoder
 from .generation_hrvae import HRVAEGenerationMixin
+from .latent_hrvae import (
+    gaussian_kl,
+    gaussian_kl_per_dim,
+    gaussian_log_density,
+    gaussian_pairwise_log_density,
+    kl_annealing_weight,
+    standard_normal_log_density,
+    uniform_sphere_log_density,
+    vmf_kl,
+    vmf_log_density,
+    vmf_mean_length,
+    vmf_pairwise_log_density,
+    vmf_sample,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -27,21 +43,24 @@ class HRVAEOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, returned when `labels` is given):
-            `reconstruction_loss + kl_weight * kl_loss`, the negative of Eq. 3 averaged over sentences.
+            `reconstruction_loss + kl_weight * annealing(step) * KL term` (the KL term after free bits, if any);
+            for HR-VAE the negative of Eq. 3, averaged over sentences.
         logits (`torch.FloatTensor` of shape `(B, T - 1, V)`):
             Decoder scores; `logits[:, t]` scores token `t + 1` of the input (the usual causal-LM shift, without
             the useless last position).
         reconstruction_loss (`torch.FloatTensor` of shape `()`):
             `-log p(x | z)` summed over the predicted tokens of each sentence (`</s>` included), averaged over sentences.
         kl_loss (`torch.FloatTensor` of shape `()`):
-            The holistic training term: KL(q_t || N(0, I)) over each sentence's real time steps, combined by
-            `config.kl_reduction` (mean = Eq. 3), averaged over sentences.
+            The KL training term before free bits and annealing: holistic (KL(q_t || p) over each sentence's real
+            steps, combined by `config.kl_reduction`; mean = Eq. 3) or of the last step only, averaged over sentences.
         kl_last (`torch.FloatTensor` of shape `()`):
-            KL(q(z | x) || N(0, I)) of the latent the decoder actually uses (last real step), averaged over sentences.
-        mu, logvar (`torch.FloatTensor` of shape `(B, D)`):
-            Posterior of the used latent.
+            KL(q(z | x) || p(z)) of the latent the decoder actually uses (last real step), averaged over sentences.
+        mu (`torch.FloatTensor` of shape `(B, D)`):
+            Posterior location of the used latent (for vMF: the unnormalised mean direction).
+        logvar (`torch.FloatTensor` of shape `(B, D)`, Gaussian only):
+            Posterior log-variance of the used latent.
         latent (`torch.FloatTensor` of shape `(B, D)`):
-            The z that was decoded (a sample in training, the mean in eval unless `sample_latent=True`).
+            The z that was decoded (a sample in training, the posterior mean/mode in eval unless `sample_latent=True`).
     """
 
     loss: torch.FloatTensor | None = None
@@ -52,11 +71,6 @@ class HRVAEOutput(ModelOutput):
     mu: torch.FloatTensor | None = None
     logvar: torch.FloatTensor | None = None
     latent: torch.FloatTensor | None = None
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) summed over the last dimension: `(..., D) -> (...)`."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
 def linear_recurrence(decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
@@ -88,7 +102,7 @@ def lstm_cell_states(lstm: nn.LSTM, inputs: torch.Tensor, hidden: torch.Tensor) 
 
 
 class HRVAEEncoder(nn.Module):
-    """LSTM encoder with a Gaussian posterior q_t(z | x_{<=t}) at every time step (Eq. 3)."""
+    """LSTM encoder; `[h_t; c_t]` of every layer at every step goes through two linear layers to the posterior."""
 
     def __init__(self, config: HRVAEConfig):
         super().__init__()
@@ -98,13 +112,16 @@ class HRVAEEncoder(nn.Module):
         self.layers = nn.ModuleList(nn.LSTM(size, config.hidden_size, batch_first=True) for size in sizes)
         self.dropout = nn.Dropout(config.dropout)
         self.to_mu = nn.Linear(config.state_size, config.latent_dim)
-        self.to_logvar = nn.Linear(config.state_size, config.latent_dim)
+        gaussian = config.latent_distribution == "gaussian"
+        self.to_logvar = nn.Linear(config.state_size, config.latent_dim) if gaussian else None
+        # BN-VAE: batch norm on mu with a fixed scale gamma (set in _init_weights) and a learnt shift.
+        self.mu_norm = nn.BatchNorm1d(config.latent_dim) if config.bn_vae else None
+        if self.mu_norm is not None:
+            self.mu_norm.weight.requires_grad_(False)
 
-    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`input_ids (B, T)` -> `mu, logvar`, each `(B, T, D)`: the posterior after every step.
-
-        Right padding only affects the steps after a sentence's end, which the caller masks.
-        """
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """`input_ids (B, T)` -> the state after every step, `(B, T, S)` in the authors' layout
+        `[h_1; c_1; h_2; c_2; ...]`. Right padding only affects the steps after a sentence's end."""
         inputs = self.dropout(self.enc_embedding(input_ids))
         states = []
         for index, lstm in enumerate(self.layers):
@@ -112,66 +129,42 @@ class HRVAEEncoder(nn.Module):
             states += [hidden, lstm_cell_states(lstm, inputs, hidden)]
             if index + 1 < len(self.layers):
                 inputs = self.dropout(hidden)  # as nn.LSTM(dropout=p): between layers, not after the last
-        # The authors' layout: [h_1; c_1; h_2; c_2; ...] over layers at every step, (B, T, S).
-        state = torch.cat(states, dim=-1)
-        return self.to_mu(state), self.to_logvar(state)
+        return torch.cat(states, dim=-1)
 
-
-class HRVAEDecoder(nn.Module):
-    """LSTM decoder started from z, with the top layer's part of its initial state concatenated to every input."""
-
-    def __init__(self, config: HRVAEConfig):
-        super().__init__()
-        self.num_layers = config.num_layers
-        self.hidden_size = config.hidden_size
-        self.dec_embedding = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
-        self.latent_to_state = (
-            nn.Linear(config.latent_dim, config.state_size) if config.latent_size is not None else None
-        )
-        self.lstm = nn.LSTM(
-            config.embedding_size + 2 * config.hidden_size,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
-        )
-        self.dropout = nn.Dropout(config.dropout)
-        self.output_projection = nn.Linear(config.hidden_size, config.vocab_size)
-
-    def initial_state(self, latent: torch.Tensor):
-        """`latent (B, D)` -> `((h_0, c_0), condition)`: `h_0, c_0 (L, B, H)` and `condition (B, 2H)`."""
-        state = latent if self.latent_to_state is None else self.latent_to_state(latent)
-        per_layer = state.view(state.shape[0], self.num_layers, 2 * self.hidden_size).transpose(0, 1)
-        hidden = per_layer[..., : self.hidden_size].contiguous()
-        cell = per_layer[..., self.hidden_size :].contiguous()
-        return (hidden, cell), per_layer[-1]
-
-    def forward(self, input_ids: torch.Tensor, state, condition: torch.Tensor):
-        """`input_ids (B, T')`, the LSTM `state`, `condition (B, 2H)` -> `logits (B, T', V)`, the new state."""
-        inputs = self.dropout(self.dec_embedding(input_ids))
-        inputs = torch.cat([inputs, condition.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)
-        outputs, state = self.lstm(inputs, state)
-        return self.output_projection(outputs), state
+    def posterior(self, state: torch.Tensor, mask: torch.Tensor | None = None):
+        """`state (N, S)` (or `(B, T, S)` with `mask (B, T)`) -> `mu, logvar` (logvar None for vMF)."""
+        mu = self.to_mu(state)
+        if self.mu_norm is not None:
+            if mask is None:
+                mu = self.mu_norm(mu)
+            else:  # normalise over the real positions only
+                real = mask.bool()
+                mu = mu.masked_scatter(real.unsqueeze(-1), self.mu_norm(mu[real]))
+        return mu, (self.to_logvar(state) if self.to_logvar is not None else None)
 
 
 class HRVAEPreTrainedModel(PreTrainedModel):
     config_class = HRVAEConfig
     base_model_prefix = "hrvae"
     main_input_name = "input_ids"
-    _no_split_modules = ["HRVAEEncoder", "HRVAEDecoder"]
+    _no_split_modules = ["HRVAEEncoder", "HRVAEDecoder", "HRVAECNNDecoder"]
 
     def _init_weights(self, module):
         # PyTorch's own defaults, like the authors' code (transformers would give LSTMs Xavier weights and zero biases).
         # nn.Embedding.reset_parameters also zeroes the padding row.
-        if isinstance(module, (nn.Linear, nn.Embedding, nn.LSTM)):
+        if isinstance(module, (nn.Linear, nn.Embedding, nn.LSTM, nn.Conv1d)):
             module.reset_parameters()
+        elif isinstance(module, nn.BatchNorm1d):
+            module.reset_parameters()
+            nn.init.constant_(module.weight, self.config.bn_gamma)
 
 
 class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
     r"""
     HR-VAE: a 2-layer LSTM encoder whose `[h_t; c_t]` at every step gives a posterior `N(mu_t, exp(logvar_t))`; the
     training KL is averaged over all real steps (Eq. 3); the decoder, a 2-layer LSTM, starts from z drawn from the
-    last real step's posterior. See `docs/model.md`.
+    last real step's posterior. The paper's baselines are configurations of the same class
+    (`HRVAEConfig.from_preset`). See `docs/model.md` and `docs/baselines.md`.
     """
 
     def __init__(self, config: HRVAEConfig):
@@ -182,7 +175,9 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         config.validate_hrvae()
         super().__init__(config)
         self.encoder = HRVAEEncoder(config)
-        self.decoder = HRVAEDecoder(config)
+        self.decoder = HRVAECNNDecoder(config) if config.decoder_type == "cnn" else HRVAEDecoder(config)
+        self.is_vmf = config.latent_distribution == "vmf"
+        self._vmf_kl = vmf_kl(config.latent_dim, config.vmf_kappa) if self.is_vmf else None
         self.post_init()
 
     # ---------------------------------------------------------------- input checks
@@ -225,34 +220,116 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
             labels = labels[:, :limit] if labels is not None else None
         return input_ids, attention_mask, labels
 
-    # ---------------------------------------------------------------- building blocks
+    # ---------------------------------------------------------------- the latent
     def encode_steps(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """Posterior at every step and the used (last real step) one.
+        """The used posterior and the KL training term.
 
-        Returns `mu_steps, logvar_steps (B, T, D)`, `mu, logvar (B, D)`. A row without real tokens gets the prior
-        (mu = 0, logvar = 0).
+        Returns `mu, logvar (B, D)` of the last real step (a row without real tokens gets mu = 0, logvar = 0) and
+        `kl_terms`: the per-dimension KL `(B, D)` of the training term, reduced over time (holistic: mean or sum
+        over the real steps; last: the last step's), or `None` for vMF (its KL is a constant).
         """
-        mu_steps, logvar_steps = self.encoder(input_ids)
+        state = self.encoder(input_ids)
         lengths = attention_mask.sum(1)
-        last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, mu_steps.shape[-1])
-        present = (lengths > 0).unsqueeze(1).to(mu_steps.dtype)
-        mu = mu_steps.gather(1, last).squeeze(1) * present
-        logvar = logvar_steps.gather(1, last).squeeze(1) * present
-        return mu_steps, logvar_steps, mu, logvar
+        present = (lengths > 0).unsqueeze(1).to(state.dtype)
+        last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, state.shape[-1])
+        holistic = self.config.kl_regularisation == "holistic" and not self.is_vmf
+        if holistic:
+            mu_steps, logvar_steps = self.encoder.posterior(state, attention_mask)
+            index = last[..., : mu_steps.shape[-1]]
+            mu, logvar = mu_steps.gather(1, index).squeeze(1), logvar_steps.gather(1, index).squeeze(1)
+            mask = attention_mask.to(state.dtype).unsqueeze(-1)
+            kl_terms = (gaussian_kl_per_dim(mu_steps, logvar_steps) * mask).sum(1)
+            if self.config.kl_reduction == "mean":
+                kl_terms = kl_terms / mask.sum(1).clamp(min=1)
+        else:
+            mu, logvar = self.encoder.posterior(state.gather(1, last).squeeze(1))
+            kl_terms = gaussian_kl_per_dim(mu, logvar) if logvar is not None else None
+        mu = mu * present
+        logvar = logvar * present if logvar is not None else None
+        kl_terms = kl_terms * present if kl_terms is not None else None
+        return mu, logvar, kl_terms
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        """Posterior q(z | x) of the latent the decoder uses: `mu, logvar`, each `(B, D)`."""
+        """Posterior q(z | x) of the latent the decoder uses: `mu, logvar`, each `(B, D)` (logvar None for vMF)."""
         input_ids, attention_mask, _ = self._check_inputs(input_ids, attention_mask)
-        return self.encode_steps(input_ids, attention_mask)[2:]
+        return self.encode_steps(input_ids, attention_mask)[:2]
 
-    def holistic_kl(self, mu_steps, logvar_steps, attention_mask) -> torch.Tensor:
-        """The KL term of Eq. 3 per sentence, `(B,)`: per-step KLs over real steps, mean or sum by the config."""
-        mask = attention_mask.to(mu_steps.dtype)
-        total = (gaussian_kl(mu_steps, logvar_steps) * mask).sum(1)
-        if self.config.kl_reduction == "sum":
-            return total
-        return total / mask.sum(1).clamp(min=1)
+    def latent_kl(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
+        """KL(q(z | x) || p(z)) of the used latent, `(B,)`."""
+        if self.is_vmf:
+            return mu.new_full(mu.shape[:1], self._vmf_kl)
+        return gaussian_kl(mu, logvar)
 
+    def holistic_kl(self, mu: torch.Tensor, kl_terms: torch.Tensor | None) -> torch.Tensor:
+        """The KL training term per sentence `(B,)`, before free bits and annealing."""
+        return mu.new_full(mu.shape[:1], self._vmf_kl) if kl_terms is None else kl_terms.sum(-1)
+
+    def sample_posterior(self, mu, logvar, num_samples: int = 1, generators=None) -> torch.Tensor:
+        """`num_samples` draws of q(z | x): `(B, D) -> (B, num_samples, D)`; row b from `generators[b]` if given."""
+        if self.is_vmf:
+            if generators is None:
+                return vmf_sample(mu, self.config.vmf_kappa, num_samples)
+            return torch.cat([vmf_sample(mu[i : i + 1], self.config.vmf_kappa, num_samples, g)
+                              for i, g in enumerate(generators)])
+        if generators is None:
+            noise = torch.randn(mu.shape[0], num_samples, mu.shape[1], device=mu.device, dtype=mu.dtype)
+        else:
+            noise = torch.stack([torch.randn(num_samples, mu.shape[1], generator=g) for g in generators])
+            noise = noise.to(device=mu.device, dtype=mu.dtype)
+        return mu.unsqueeze(1) + noise * torch.exp(0.5 * logvar).unsqueeze(1)
+
+    def posterior_log_density(self, z, mu, logvar) -> torch.Tensor:
+        """log q(z | x): `z (B, K, D)` -> `(B, K)`."""
+        if self.is_vmf:
+            return vmf_log_density(z, mu, self.config.vmf_kappa)
+        return gaussian_log_density(z, mu, logvar)
+
+    def prior_log_density(self, z) -> torch.Tensor:
+        """log p(z): `(..., D) -> (...)` (N(0, I), or uniform on the sphere for vMF)."""
+        return uniform_sphere_log_density(z) if self.is_vmf else standard_normal_log_density(z)
+
+    def pairwise_posterior_log_density(self, z, mu, logvar) -> torch.Tensor:
+        """log q(z_i | x_j) for all pairs: `z (N, D)`, `mu (M, D)` -> `(N, M)`."""
+        if self.is_vmf:
+            return vmf_pairwise_log_density(z, mu, self.config.vmf_kappa)
+        return gaussian_pairwise_log_density(z, mu, logvar)
+
+    def posterior_mean(self, mu, logvar) -> torch.Tensor:
+        """E_q[z] `(B, D)` (for active units): mu, or A_D(kappa) mu / |mu| for vMF."""
+        if self.is_vmf:
+            return F.normalize(mu, dim=-1) * vmf_mean_length(self.config.latent_dim, self.config.vmf_kappa)
+        return mu
+
+    def posterior_mode(self, mu, logvar) -> torch.Tensor:
+        """The point decoded in evaluation and reconstruction: the mean (Gaussian) or the mean direction (vMF)."""
+        return F.normalize(mu, dim=-1) if self.is_vmf else mu
+
+    def sample_prior(self, count: int) -> torch.Tensor:
+        z = torch.randn(count, self.config.latent_dim, device=self.device, dtype=self.dtype)
+        return F.normalize(z, dim=-1) if self.is_vmf else z
+
+    def kl_weight_at(self, global_step: int | None) -> float:
+        """`kl_weight` times the annealing schedule at `global_step` (1 without a step: evaluation)."""
+        config = self.config
+        if global_step is None:
+            return config.kl_weight
+        return config.kl_weight * kl_annealing_weight(
+            config.kl_annealing, global_step, config.kl_anneal_steps, config.kl_anneal_k, config.kl_anneal_x0,
+            config.kl_cycle_length, config.kl_cycle_ratio,
+        )
+
+    def kl_training_term(self, mu, kl_terms, present) -> torch.Tensor:
+        """The KL term of the loss, `()`: the batch mean, after free bits (total or per dimension) if set."""
+        if kl_terms is None:
+            return self.holistic_kl(mu, kl_terms)[present].mean()
+        per_dim = kl_terms[present].mean(0)  # (D,) batch means
+        bits = self.config.free_bits
+        if bits > 0 and self.config.free_bits_per_dim:
+            return per_dim.clamp(min=bits).sum()
+        total = per_dim.sum()
+        return total.clamp(min=bits) if bits > 0 else total
+
+    # ---------------------------------------------------------------- decoding
     def decoder_inputs(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Word dropout on the decoder's inputs `(B, T')`: position 0 (`<s>`) is always kept.
 
@@ -271,12 +348,8 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
 
     def decode(self, latent: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """Teacher-forced decoding of `input_ids (B, T)` from `latent (B, D)`: `logits (B, T - 1, V)`."""
-        state, condition = self.decoder.initial_state(latent)
-        logits, _ = self.decoder(self.decoder_inputs(input_ids[:, :-1]), state, condition)
+        logits, _ = self.decoder(self.decoder_inputs(input_ids[:, :-1]), self.decoder.initial_state(latent))
         return logits
-
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
     @staticmethod
     def token_nll(logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -292,6 +365,7 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         sample_latent: bool | None = None,
+        global_step: int | None = None,
         return_dict: bool | None = None,
     ) -> HRVAEOutput:
         r"""
@@ -303,20 +377,21 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
                 predicted, padded positions and -100 are ignored.
             sample_latent (`bool`, *optional*): decode a sample of q(z | x) (default in training) or its mean
                 (default in eval).
+            global_step (`int`, *optional*): the optimizer step, for `config.kl_annealing` (weight 1 when omitted).
         """
         input_ids, attention_mask, labels = self._check_inputs(input_ids, attention_mask, labels)
-        mu_steps, logvar_steps, mu, logvar = self.encode_steps(input_ids, attention_mask)
+        mu, logvar, kl_terms = self.encode_steps(input_ids, attention_mask)
         sample = self.training if sample_latent is None else sample_latent
-        latent = self.reparameterize(mu, logvar) if sample else mu
+        latent = self.sample_posterior(mu, logvar)[:, 0] if sample else self.posterior_mode(mu, logvar)
         logits = self.decode(latent, input_ids)
 
         present = attention_mask.sum(1) > 0  # rows of padding only take no part in the averages
-        kl_loss = self.holistic_kl(mu_steps, logvar_steps, attention_mask)[present].mean()
-        kl_last = gaussian_kl(mu, logvar)[present].mean()
+        kl_loss = self.holistic_kl(mu, kl_terms)[present].mean()
+        kl_last = self.latent_kl(mu, logvar)[present].mean()
         loss = reconstruction_loss = None
         if labels is not None:
             reconstruction_loss = self.token_nll(logits, labels, attention_mask)[present].mean()
-            loss = reconstruction_loss + self.config.kl_weight * kl_loss
+            loss = reconstruction_loss + self.kl_weight_at(global_step) * self.kl_training_term(mu, kl_terms, present)
         output = HRVAEOutput(
             loss=loss,
             logits=logits,
@@ -330,4 +405,4 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         return output if (return_dict is None or return_dict) else output.to_tuple()
 
 
-__all__ = ["HRVAEModel", "HRVAEPreTrainedModel", "HRVAEOutput", "HRVAEEncoder", "HRVAEDecoder"]
+__all__ = ["HRVAEModel", "HRVAEPreTrainedModel", "HRVAEOutput", "HRVAEEncoder"]

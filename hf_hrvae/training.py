@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
-from .configuration_hrvae import SETTINGS, HRVAEConfig
+from .configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
 from .data import EpochSampler, load_text_splits, padding_fraction, tokenize_splits, tokenizer_for
 from .evaluation import evaluate_elbo
 from .modeling_hrvae import HRVAEModel
@@ -58,14 +58,35 @@ class TrainingArguments:
     report_to: str = field(default="all", metadata={"help": "accelerate trackers (tensorboard, wandb, ...)"})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "epochs without a better val NLL"})
     group_by_length: bool = False
-    embedding_size: int = 512
-    hidden_size: int = 256
-    num_layers: int = 2
+    preset: str = field(default="hrvae", metadata={"choices": list(PRESETS),
+                                                   "help": "the paper's system to train (docs/baselines.md)"})
+    # Model options: None keeps the preset's value (HRVAEConfig's defaults: 512 / 256 / 2 layers / dropout 0.5 ...).
+    embedding_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
     latent_size: int | None = None
-    dropout: float = 0.5
-    kl_weight: float = 1.0
-    kl_reduction: str = field(default="mean", metadata={"choices": ["mean", "sum"]})
+    dropout: float | None = None
+    word_dropout: float | None = None
+    kl_weight: float | None = None
+    kl_reduction: str | None = field(default=None, metadata={"choices": ["mean", "sum"]})
+    kl_regularisation: str | None = field(default=None, metadata={"choices": ["holistic", "last"]})
+    kl_annealing: str | None = field(default=None, metadata={"choices": ["none", "linear", "sigmoid", "cyclical"]})
+    kl_anneal_steps: int | None = None
+    kl_anneal_k: float | None = None
+    kl_anneal_x0: int | None = None
+    kl_cycle_length: int | None = None
+    kl_cycle_ratio: float | None = None
+    decoder_type: str | None = field(default=None, metadata={"choices": ["lstm", "cnn"]})
+    latent_distribution: str | None = field(default=None, metadata={"choices": ["gaussian", "vmf"]})
+    vmf_kappa: float | None = None
+    free_bits: float | None = None
+    free_bits_per_dim: bool | None = None
+    bn_vae: bool | None = None
+    bn_gamma: float | None = None
     max_decode_length: int = 128
+    push_to_hub: bool = field(default=False, metadata={"help": "upload the best model and its card at the end"})
+    hub_model_id: str | None = field(default=None, metadata={"help": "the Hub repository, e.g. user/hrvae-e2e"})
+    hub_private: bool = False
 
     def __post_init__(self):
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
@@ -75,6 +96,8 @@ class TrainingArguments:
             logger.warning("--per_device_train_batch_size > 128: the paper's batches hold at most 128 sentences.")
         if self.checkpointing_steps not in (None, "epoch") and not str(self.checkpointing_steps).isdigit():
             raise ValueError(f"--checkpointing_steps must be 'epoch' or a positive integer, got {self.checkpointing_steps!r}.")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/hrvae-e2e).")
         if self.max_train_steps is None and self.num_train_epochs < 1:
             raise ValueError("--num_train_epochs must be >= 1 (or give --max_train_steps).")
 
@@ -101,26 +124,27 @@ def find_checkpoint(output_dir, resume_from_checkpoint: str) -> Path:
     return candidates[-1]
 
 
+MODEL_OPTIONS = (
+    "embedding_size", "hidden_size", "num_layers", "latent_size", "dropout", "word_dropout", "kl_weight",
+    "kl_reduction", "kl_regularisation", "kl_annealing", "kl_anneal_steps", "kl_anneal_k", "kl_anneal_x0",
+    "kl_cycle_length", "kl_cycle_ratio", "decoder_type", "latent_distribution", "vmf_kappa", "free_bits",
+    "free_bits_per_dim", "bn_vae", "bn_gamma",
+)
+
+
 def build_model_config(args: TrainingArguments, vocab_size: int) -> HRVAEConfig:
-    return HRVAEConfig(
-        vocab_size=vocab_size,
-        embedding_size=args.embedding_size,
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        latent_size=args.latent_size,
-        dropout=args.dropout,
-        setting=args.setting,
-        kl_weight=args.kl_weight,
-        kl_reduction=args.kl_reduction,
-        max_decode_length=args.max_decode_length,
-    )
+    """The preset's configuration with the options given on the command line on top."""
+    overrides = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
+    return HRVAEConfig.from_preset(args.preset, vocab_size=vocab_size, setting=args.setting,
+                                   max_decode_length=args.max_decode_length, **overrides)
 
 
 class Trainer:
     """Holds the run's state; `run()` trains. Callbacks `fn(trainer)` run after every optimizer step."""
 
-    def __init__(self, args: TrainingArguments, callbacks=()):
+    def __init__(self, args: TrainingArguments, callbacks=(), command: str | None = None):
         self.args = args
+        self.command = command
         self.callbacks = list(callbacks)
         self.output_dir = Path(args.output_dir)
         self.accelerator = Accelerator(
@@ -224,7 +248,9 @@ class Trainer:
     def train_step(self, batch) -> dict:
         args, accelerator = self.args, self.accelerator
         with accelerator.accumulate(self.model):
-            output = self.model(batch["input_ids"], batch["attention_mask"], labels=batch["input_ids"])
+            # the step drives config.kl_annealing; it is restored on resume, so the schedule continues
+            output = self.model(batch["input_ids"], batch["attention_mask"], labels=batch["input_ids"],
+                                global_step=self.state["completed_steps"])
             accelerator.backward(output.loss)
             if accelerator.sync_gradients and args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
@@ -318,6 +344,7 @@ class Trainer:
     def finish(self, wall_time: float) -> dict:
         accelerator = self.accelerator
         results = {
+            "command": self.command,
             "arguments": asdict(self.args),
             "num_processes": accelerator.num_processes,
             "distributed_type": str(accelerator.distributed_type),
@@ -334,14 +361,21 @@ class Trainer:
             (self.output_dir / "train_results.json").write_text(json.dumps(results, indent=1))
             plot_training_curves(self.output_dir / LOG_FILE, self.output_dir / "training_curves.png",
                                  title=f"{self.args.dataset_name} — {self.args.setting}")
+            if self.args.push_to_hub:
+                from .hub import push_folder
+
+                commit = push_folder(self.output_dir, self.args.hub_model_id, private=self.args.hub_private)
+                logger.info(f"Pushed to {getattr(commit, 'commit_url', self.args.hub_model_id)}")
         accelerator.wait_for_everyone()
         accelerator.end_training()
         return results
 
 
-def train(args: TrainingArguments, callbacks=()) -> dict:
-    """Train, export the best model by validation ELBO-NLL to `args.output_dir`, return the results."""
-    return Trainer(args, callbacks).run()
+def train(args: TrainingArguments, callbacks=(), command: str | None = None) -> dict:
+    """Train, export the best model by validation ELBO-NLL to `args.output_dir`, return the results.
+
+    `command`: the command line to record in `train_results.json` (and the model card)."""
+    return Trainer(args, callbacks, command).run()
 
 
 __all__ = ["TrainingArguments", "Trainer", "train", "NonFiniteLossError", "find_checkpoint"]

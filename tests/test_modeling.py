@@ -36,7 +36,7 @@ def per_step_reference(model, input_ids):
 def test_fused_encoder_equals_per_step_reference(make_model, batch, num_layers):
     model = make_model(num_layers=num_layers).eval()
     with torch.no_grad():
-        mu, logvar = model.encoder(batch["input_ids"])
+        mu, logvar = model.encoder.posterior(model.encoder(batch["input_ids"]))
         mu_ref, logvar_ref = per_step_reference(model, batch["input_ids"])
     assert mu.shape == (batch["input_ids"].shape[0], batch["input_ids"].shape[1], 2 * num_layers * 8)
     torch.testing.assert_close(mu, mu_ref, atol=1e-5, rtol=0)
@@ -56,7 +56,7 @@ def test_linear_recurrence_equals_sequential_loop():
 
 def test_encoder_gradient_equals_per_step_reference(make_model, batch):
     model = make_model().eval()
-    mu, logvar = model.encoder(batch["input_ids"])
+    mu, logvar = model.encoder.posterior(model.encoder(batch["input_ids"]))
     grads = torch.autograd.grad(mu.pow(2).sum() + logvar.sin().sum(), list(model.encoder.parameters()))
     mu_ref, logvar_ref = per_step_reference(model, batch["input_ids"])
     grads_ref = torch.autograd.grad(mu_ref.pow(2).sum() + logvar_ref.sin().sum(), list(model.encoder.parameters()))
@@ -90,7 +90,7 @@ def test_kl_terms_match_torch_distributions(make_model, batch):
     expected_last = kl_divergence(Normal(out.mu, torch.exp(0.5 * out.logvar)), standard).sum(-1).mean()
     torch.testing.assert_close(out.kl_last, expected_last)
 
-    mu_steps, logvar_steps, _, _ = model.encode_steps(batch["input_ids"], batch["attention_mask"])
+    mu_steps, logvar_steps = model.encoder.posterior(model.encoder(batch["input_ids"]))
     per_step = kl_divergence(Normal(mu_steps, torch.exp(0.5 * logvar_steps)), Normal(0.0, 1.0)).sum(-1)
     mask = batch["attention_mask"].float()
     expected_mean = ((per_step * mask).sum(1) / mask.sum(1)).mean()  # Eq. 3: average over each sentence's steps

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, GPT2Config, GPT2Model
 
 from hf_hrvae import HRVAEConfig, HRVAEModel
+from hf_hrvae.hub import CODE_FILES
 
 
 @pytest.mark.parametrize("overrides", [{}, {"setting": "inputless", "latent_size": 6}])
@@ -35,7 +36,7 @@ def test_saved_folder_carries_auto_map_and_code(make_model, tmp_path):
         "AutoConfig": "configuration_hrvae.HRVAEConfig",
         "AutoModel": "modeling_hrvae.HRVAEModel",
     }
-    for name in ("configuration_hrvae.py", "modeling_hrvae.py", "generation_hrvae.py"):
+    for name in CODE_FILES:  # the modeling file and every sibling it imports
         assert (tmp_path / name).exists(), name
 
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env python
+"""Upload a trained HR-VAE with a model card generated from its run.
+
+    python examples/push_to_hub.py --model_name_or_path out/e2e --repo_id your-name/hrvae-e2e [--private]
+
+The token comes from HF_TOKEN or `hf auth login`. The logic lives in `hf_hrvae/hub.py`.
+"""
+
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from hf_hrvae.hub import push_folder
+
+
+@dataclass
+class PushArguments:
+    model_name_or_path: str = field(metadata={"help": "a folder written by examples/train.py"})
+    repo_id: str = field(metadata={"help": "e.g. your-name/hrvae-e2e"})
+    private: bool = False
+    revision: str | None = field(default=None, metadata={"help": "a branch to push to (created if needed)"})
+    commit_message: str | None = None
+    license: str = "apache-2.0"
+
+
+def main():
+    (args,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses()
+    commit = push_folder(args.model_name_or_path, args.repo_id, private=args.private, revision=args.revision,
+                         commit_message=args.commit_message, license=args.license)
+    print(f"Uploaded: {getattr(commit, 'commit_url', args.repo_id)}")
+
+
+if __name__ == "__main__":
+    main()

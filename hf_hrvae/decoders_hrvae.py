@@ -1,0 +1,102 @@
+"""Decoders of the HR-VAE family: the LSTM decoder (HR-VAE, VAE-LSTM-base, vMF-VAE) and the dilated CNN (VAE-CNN).
+
+Both share one interface, so training and generation need not know which they run:
+`initial_state(latent)` -> a state; `forward(input_ids (B, T'), state)` -> `logits (B, T', V)`, the new state.
+Generation calls `forward` with one token at a time and the carried state: O(1) work per new token.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class HRVAEDecoder(nn.Module):
+    """LSTM decoder started from z, with the top layer's part of its initial state concatenated to every input.
+
+    Default wiring (the authors'): z is `[h_1; c_1; ...; h_L; c_L]`, the initial state itself; with `latent_size`
+    set, `latent_to_state` maps z to it. State: `((h, c) each (L, B, H), condition (B, 2H))`.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_layers = config.num_layers
+        self.hidden_size = config.hidden_size
+        self.dec_embedding = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.latent_to_state = (
+            nn.Linear(config.latent_dim, config.state_size) if config.latent_size is not None else None
+        )
+        self.lstm = nn.LSTM(
+            config.embedding_size + 2 * config.hidden_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.output_projection = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def initial_state(self, latent: torch.Tensor):
+        """`latent (B, D)` -> `((h_0, c_0), condition)`: `h_0, c_0 (L, B, H)` and `condition (B, 2H)`."""
+        state = latent if self.latent_to_state is None else self.latent_to_state(latent)
+        per_layer = state.reshape(state.shape[0], self.num_layers, 2 * self.hidden_size).transpose(0, 1)
+        hidden = per_layer[..., : self.hidden_size].contiguous()
+        cell = per_layer[..., self.hidden_size :].contiguous()
+        return (hidden, cell), per_layer[-1]
+
+    def forward(self, input_ids: torch.Tensor, state):
+        (lstm_state, condition) = state
+        inputs = self.dropout(self.dec_embedding(input_ids))
+        inputs = torch.cat([inputs, condition.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)
+        outputs, lstm_state = self.lstm(inputs, lstm_state)
+        return self.output_projection(outputs), (lstm_state, condition)
+
+
+class CausalConv1d(nn.Conv1d):
+    """A dilated 1-D convolution that sees only the present and the past: `(B, C, T) -> (B, C, T)`.
+
+    `forward(x, past)` takes the last `(kernel_size - 1) * dilation` inputs before x (`past (B, C, R)`, zeros at
+    the start) and returns the output and the new past, so that generation can go one step at a time.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int):
+        super().__init__(channels, channels, kernel_size, dilation=dilation)
+        self.receptive = (kernel_size - 1) * dilation
+
+    def forward(self, x: torch.Tensor, past: torch.Tensor):
+        full = torch.cat([past, x], dim=2)
+        return super().forward(full), full[:, :, full.shape[2] - self.receptive :]
+
+
+class HRVAECNNDecoder(nn.Module):
+    """Dilated CNN decoder (Yang et al., 2017): causal convolutions with residual connections, z concatenated to
+    every input. State: `(latent (B, D), pasts: one (B, C, R_l) per layer)`."""
+
+    def __init__(self, config):
+        super().__init__()
+        channels = config.hidden_size
+        self.dec_embedding = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.input_projection = nn.Linear(config.embedding_size + config.latent_dim, channels)
+        self.convolutions = nn.ModuleList(
+            CausalConv1d(channels, config.cnn_kernel_size, dilation) for dilation in config.cnn_dilations
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.output_projection = nn.Linear(channels, config.vocab_size)
+
+    def initial_state(self, latent: torch.Tensor):
+        pasts = [latent.new_zeros(latent.shape[0], conv.in_channels, conv.receptive) for conv in self.convolutions]
+        return latent, pasts
+
+    def forward(self, input_ids: torch.Tensor, state):
+        latent, pasts = state
+        inputs = self.dropout(self.dec_embedding(input_ids))
+        inputs = torch.cat([inputs, latent.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)
+        hidden = self.input_projection(inputs).transpose(1, 2)  # (B, C, T')
+        new_pasts = []
+        for conv, past in zip(self.convolutions, pasts):
+            output, past = conv(hidden, past)
+            hidden = hidden + F.relu(output)  # residual block
+            new_pasts.append(past)
+        return self.output_projection(self.dropout(hidden.transpose(1, 2))), (latent, new_pasts)
+
+
+__all__ = ["HRVAEDecoder", "HRVAECNNDecoder", "CausalConv1d"]

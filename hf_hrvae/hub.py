@@ -1,0 +1,228 @@
+"""Share a trained HR-VAE on the Hub: the files to upload and a model card generated from the actual run.
+
+The token comes from where `huggingface_hub` always looks (`HF_TOKEN`, `hf auth login`); this module never reads,
+prints or writes it.
+"""
+
+import json
+import shlex
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
+
+from .data import find_corpus
+
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+CODE_FILES = ("configuration_hrvae.py", "modeling_hrvae.py", "generation_hrvae.py", "decoders_hrvae.py",
+              "latent_hrvae.py")
+OPTIONAL_FILES = ("special_tokens_map.json", "generation_config.json", "training_curves.png", "train_results.json")
+TAGS = ["vae", "hr-vae", "text-vae", "variational-autoencoder", "lstm", "text-generation", "hf_hrvae"]
+VALID_METRICS = [  # (field, metric type, readable name)
+    ("iw_nll", "nll", "IW-NLL (importance-weighted bound, nats/sentence)"),
+    ("elbo_nll", "nll", "ELBO-NLL (upper bound, nats/sentence)"),
+    ("ppl", "perplexity", "PPL from IW-NLL (per predicted token)"),
+    ("kl", "kl", "KL of the used latent (nats/sentence)"),
+    ("mutual_info", "mutual_information", "Mutual information I_q(x; z)"),
+    ("active_units", "active_units", "Active units"),
+    ("bleu", "bleu", "BLEU of greedy reconstructions"),
+]
+PAPER_METRICS = [
+    ("nll", "nll", "NLL, paper protocol (comparison only, not a bound)"),
+    ("kl", "kl", "KL, paper protocol (time-averaged; not the used latent's)"),
+    ("ppl", "perplexity", "PPL, paper protocol (comparison only, not a bound)"),
+]
+CITATION = """@inproceedings{li2019stable,
+  title     = {A Stable Variational Autoencoder for Text Modelling},
+  author    = {Li, Ruizhe and Li, Xiao and Lin, Chenghua and Collinson, Matthew and Mao, Rui},
+  booktitle = {Proceedings of the 12th International Conference on Natural Language Generation},
+  year      = {2019}
+}"""
+
+
+def files_to_upload(folder) -> list[str]:
+    """The names of the files of `folder` that make up the Hub repository (README.md, the card, comes on top)."""
+    folder = Path(folder)
+    missing = [name for name in REQUIRED_FILES + CODE_FILES if not (folder / name).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} lacks {missing}: pass a folder written by examples/train.py (or save_pretrained of a model "
+            "and its tokenizer with hf_hrvae imported, which also copies the code files)."
+        )
+    config = json.loads((folder / "config.json").read_text())
+    if "auto_map" not in config:
+        raise ValueError(f"{folder}/config.json has no auto_map: save the model with hf_hrvae imported.")
+    optional = [name for name in OPTIONAL_FILES if (folder / name).exists()]
+    evaluations = sorted(path.name for path in folder.glob("eval_*.json"))
+    return list(REQUIRED_FILES + CODE_FILES) + optional + evaluations
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text()) if Path(path).exists() else None
+
+
+def dataset_id(dataset_name: str | None) -> str | None:
+    """The Hub id of the training data: a known corpus's id (also for a local copy), else the name if it is one."""
+    if not dataset_name:
+        return None
+    corpus = find_corpus(dataset_name)
+    if corpus:
+        return corpus.hub_id
+    return dataset_name if dataset_name.count("/") == 1 and not Path(dataset_name).exists() else None
+
+
+def eval_results(evaluations: dict, dataset: str | None) -> list[EvalResult]:
+    results = []
+    for evaluation in evaluations.values():
+        for family, metrics in (("valid", VALID_METRICS), ("paper_protocol", PAPER_METRICS)):
+            for field, metric_type, name in metrics:
+                value = evaluation[family].get(field)
+                if value is None:
+                    continue
+                if field == "iw_nll":
+                    name = name.replace("IW-NLL", f"IW-NLL, k={evaluation['valid']['iw_samples']}")
+                results.append(EvalResult(
+                    task_type="text-generation", task_name="Sentence modelling (VAE)",
+                    dataset_type=dataset or "custom", dataset_name=dataset or "custom",
+                    dataset_split=evaluation["split"], metric_type=metric_type, metric_name=name,
+                    metric_value=round(float(value), 4),
+                ))
+    return results
+
+
+def metrics_table(evaluations: dict) -> str:
+    if not evaluations:
+        return "No evaluation was run for this upload (`examples/evaluate.py` writes `eval_<split>.json`)."
+    rows = ["| split | IW-NLL (k) | ELBO-NLL | KL | PPL | MI | AU | BLEU | paper NLL (KL) | paper PPL |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for evaluation in evaluations.values():
+        v, p = evaluation["valid"], evaluation["paper_protocol"]
+        number = lambda value, digits=2: "–" if value is None else f"{value:.{digits}f}"  # noqa: E731
+        rows.append(
+            f"| {evaluation['split']} | {number(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | "
+            f"{number(v['elbo_nll'])} | {number(v['kl'])} | {number(v.get('ppl'))} | {number(v['mutual_info'])} | "
+            f"{v['active_units']} | {number(v.get('bleu'), 1)} | {number(p['nll'])} ({number(p['kl'])}) | "
+            f"{number(p['ppl'])} |"
+        )
+    return "\n".join(rows)
+
+
+def build_model_card(folder, repo_id: str, revision: str | None = None, license: str = "apache-2.0") -> ModelCard:
+    """The card of `folder`, from its config, `train_results.json` and `eval_*.json` (nothing hand-written)."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    training = read_json(folder / "train_results.json") or {}
+    arguments = training.get("arguments", {})
+    evaluations = {path.name: read_json(path) for path in sorted(folder.glob("eval_*.json"))}
+    dataset = dataset_id(arguments.get("dataset_name"))
+    data = ModelCardData(
+        library_name="transformers", pipeline_tag="text-generation", tags=TAGS, language="en", license=license,
+        datasets=[dataset] if dataset else None, model_name=repo_id, eval_results=eval_results(evaluations, dataset),
+    )
+    revision_arg = f', revision="{revision}"' if revision else ""
+    setting = config.get("setting", "standard")
+    command = training.get("command") or (
+        "python examples/train.py " + " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in arguments.items()
+                                               if v not in (None, False)) if arguments else None
+    )
+    best = training.get("best_validation") or {}
+    body = f"""
+# {repo_id.split('/')[-1]}
+
+An **HR-VAE** (Li et al., 2019, *A Stable Variational Autoencoder for Text Modelling*) trained with
+the `hf_hrvae` package in the **{setting}** setting: a {config['num_layers']}-layer LSTM encoder
+({config['embedding_size']}-d embeddings, {config['hidden_size']} hidden units) puts a Gaussian posterior on the
+`[h_t; c_t]` of every time step, the KL to N(0, I) is averaged over all steps (Eq. 3, weight 1:1, no annealing),
+and a {config['num_layers']}-layer LSTM decoder starts from the last step's latent
+({2 * config['num_layers'] * config['hidden_size'] if config.get('latent_size') is None else config['latent_size']}-d).
+Vocabulary: {config['vocab_size']} word-level tokens.
+
+## Load it
+
+```python
+# with the hf_hrvae package installed: importing it registers the Auto classes
+import hf_hrvae
+from transformers import AutoModel, AutoTokenizer
+model = AutoModel.from_pretrained("{repo_id}"{revision_arg})
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{revision_arg})
+
+# without it: the code files of this repository are used (pin the revision you have reviewed)
+model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True{revision_arg})
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True{revision_arg})
+```
+
+## Use it
+
+```python
+batch = tokenizer(["blue spice is a coffee shop in city centre ."], return_tensors="pt", padding=True)
+ids = model.generate(**batch, max_new_tokens=40)                       # reconstruct (posterior mean)
+ids = model.generate(num_return_sequences=5, do_sample=True, top_p=0.9, max_new_tokens=40)  # prior samples
+a, b = (tokenizer(s, return_tensors="pt")["input_ids"] for s in ["the eagle is a pub .", "giraffe is cheap ."])
+ids = model.interpolate(a, b, steps=5, method="slerp", max_new_tokens=40)  # between two posterior means
+print(tokenizer.batch_decode(ids, skip_special_tokens=True))
+mu, logvar = model.encode(**batch)                                     # the posterior of the used latent
+```
+
+## Training
+
+- Data: `{arguments.get('dataset_name', 'unknown')}` (Hub id: {dataset or 'n/a'}), training split; vocabulary
+  built from the training split only; best model by validation ELBO-NLL (epoch {training.get('best_epoch')}).
+- Command ({training.get('num_processes', '?')} process(es), {training.get('wall_time_s', 0) / 60:.0f} minutes,
+  {training.get('epochs', '?')} epochs, {training.get('completed_steps', '?')} steps):
+
+```bash
+{command or 'not recorded'}
+```
+
+Best validation: ELBO-NLL {best.get('elbo_nll', float('nan')):.2f}, KL {best.get('kl', float('nan')):.2f},
+ELBO-PPL {best.get('elbo_ppl', float('nan')):.2f}.
+
+![Training curves: reconstruction loss and KL](training_curves.png)
+
+## Evaluation
+
+{metrics_table(evaluations)}
+
+How each number was measured (`examples/evaluate.py`, see `docs/evaluation.md` of hf_hrvae): all NLL and KL values
+are nats per sentence, summed over the predicted tokens (words and `</s>`). IW-NLL is the importance-weighted bound
+with k samples of the posterior of the used latent; ELBO-NLL = reconstruction (one posterior sample) + KL of the used
+latent; PPL = exp(total IW-NLL / predicted tokens); MI is I_q(x; z) over the whole split; AU counts latent
+dimensions with Cov_x E_q[z_d] > 0.01; BLEU compares greedy reconstructions from the posterior mean with the inputs.
+The *paper protocol* columns reproduce what the authors' code computes (posterior mean, time-averaged KL, n + 2
+tokens per sentence) for comparison with Table 2 of the paper: **they are not bounds** and come out lower.
+
+## Limitations
+
+- A sentence VAE for short texts of the training domain ({dataset or 'its training data'}); word-level vocabulary,
+  lower-cased and punctuation-split unless the data was pre-tokenised; unknown words become `<unk>`.
+- The time-averaged KL of Eq. 3 is not the KL of the latent the decoder uses; only the valid metrics above bound
+  −log p(x).
+- Prior samples can be ungrammatical; reconstructions of long sentences drift.
+
+## Citation
+
+```bibtex
+{CITATION}
+```
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def push_folder(folder, repo_id: str, private: bool = False, revision: str | None = None,
+                commit_message: str | None = None, license: str = "apache-2.0", api: HfApi | None = None):
+    """Create the repository (if needed) and upload the folder's files plus the generated card in one commit."""
+    folder = Path(folder)
+    names = files_to_upload(folder)
+    card = build_model_card(folder, repo_id, revision=revision, license=license)
+    api = api or HfApi()  # the token: HF_TOKEN or `hf auth login`, resolved by huggingface_hub
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    if revision:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in names]
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
+    return api.create_commit(
+        repo_id=repo_id, operations=operations, revision=revision,
+        commit_message=commit_message or f"Upload HR-VAE ({len(operations)} files) with hf_hrvae",
+    )
+
+
+__all__ = ["files_to_upload", "build_model_card", "push_folder"]

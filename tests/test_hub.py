@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from huggingface_hub import HfApi
+
+from hf_hrvae.evaluation import EvaluationArguments, run_evaluation
+from hf_hrvae.hub import build_model_card, files_to_upload, push_folder
+from hf_hrvae.training import TrainingArguments, train
+from test_save_load import REMOTE_SCRIPT
+
+
+@pytest.fixture(scope="module")
+def run_folder(e2e_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hub_run")
+    train(TrainingArguments(
+        dataset_name=e2e_folder, output_dir=str(out), max_train_samples=64, max_eval_samples=16,
+        per_device_train_batch_size=16, embedding_size=16, hidden_size=16, num_train_epochs=1, seed=0,
+    ), command="python examples/train.py --dataset_name e2e --output_dir out")
+    run_evaluation(EvaluationArguments(model_name_or_path=str(out), dataset_name=e2e_folder, split="test",
+                                       iw_samples=5, max_samples=16, output_file=str(out / "eval_test.json")))
+    return out
+
+
+def front_matter(card_text):
+    assert card_text.startswith("---\n")
+    return yaml.safe_load(card_text.split("---\n")[1])
+
+
+def test_card_metadata_comes_from_the_run(run_folder):
+    card = str(build_model_card(run_folder, "someone/hrvae-e2e", revision="v1"))
+    meta = front_matter(card)
+    evaluation = json.loads((run_folder / "eval_test.json").read_text())
+    assert meta["library_name"] == "transformers" and meta["language"] == "en" and meta["license"] == "apache-2.0"
+    assert {"vae", "hr-vae", "text-generation"} <= set(meta["tags"])
+    assert meta["datasets"] == ["tuetschek/e2e_nlg"]  # the local copy is recognised as the E2E corpus
+    results = meta["model-index"][0]["results"]
+    recorded = {m["name"]: m["value"] for r in results for m in r["metrics"]}
+    assert recorded["IW-NLL, k=5 (importance-weighted bound, nats/sentence)"] == round(evaluation["valid"]["iw_nll"], 4)
+    assert recorded["ELBO-NLL (upper bound, nats/sentence)"] == round(evaluation["valid"]["elbo_nll"], 4)
+    assert recorded["NLL, paper protocol (comparison only, not a bound)"] == round(evaluation["paper_protocol"]["nll"], 4)
+    assert recorded["Active units"] == evaluation["valid"]["active_units"]
+    assert all(r["dataset"]["split"] == "test" for r in results)
+    assert 'trust_remote_code=True, revision="v1"' in card and "import hf_hrvae" in card
+    assert "python examples/train.py --dataset_name e2e --output_dir out" in card
+    assert "model.interpolate(" in card and "@inproceedings{li2019stable" in card
+    assert "training_curves.png" in card and "not bounds" in card
+
+
+class Recorder:
+    """HfApi with every network method replaced: it records what would be sent."""
+
+    def __init__(self):
+        self.calls = []
+
+    def install(self, monkeypatch):
+        for name in ("create_repo", "create_branch", "create_commit"):
+            monkeypatch.setattr(HfApi, name, lambda api, *args, _name=name, **kwargs: self.calls.append((_name, args, kwargs)))
+
+
+def test_push_commits_exactly_the_listed_files(run_folder, monkeypatch, tmp_path):
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    (run_folder / "notes.txt").write_text("not part of the model")
+    push_folder(run_folder, "someone/hrvae-e2e", private=True, revision="v1", commit_message="first")
+    names = [call[0] for call in recorder.calls]
+    assert names == ["create_repo", "create_branch", "create_commit"]
+    assert recorder.calls[0][2]["private"] is True
+    commit = recorder.calls[2][2]
+    assert commit["revision"] == "v1" and commit["commit_message"] == "first"
+    uploaded = sorted(op.path_in_repo for op in commit["operations"])
+    assert uploaded == sorted([
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "configuration_hrvae.py",
+        "modeling_hrvae.py", "generation_hrvae.py", "decoders_hrvae.py", "latent_hrvae.py", "generation_config.json", "training_curves.png",
+        "train_results.json", "eval_test.json", "README.md",
+    ])
+    assert uploaded == sorted(files_to_upload(run_folder) + ["README.md"])
+
+    # the folder as uploaded loads where hf_hrvae cannot be imported, and generates
+    hub_copy = tmp_path / "hub_copy"
+    hub_copy.mkdir()
+    for op in commit["operations"]:
+        source = op.path_or_fileobj
+        data = source if isinstance(source, bytes) else open(source, "rb").read()
+        (hub_copy / op.path_in_repo).write_bytes(data)
+    script = tmp_path / "remote.py"
+    script.write_text(REMOTE_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(hub_copy), str(tmp_path / "out.pt")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.load(tmp_path / "out.pt")["ids"].shape[0] == 1
+
+
+def test_token_is_never_written(run_folder, monkeypatch):
+    secret = "hf_THISISNOTAREALTOKEN1234567890"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    push_folder(run_folder, "someone/hrvae-e2e")
+    for op in recorder.calls[-1][2]["operations"]:
+        source = op.path_or_fileobj
+        data = source if isinstance(source, bytes) else open(source, "rb").read()
+        assert secret.encode() not in data, op.path_in_repo
+
+
+def test_incomplete_folder_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="lacks \\['model.safetensors'"):
+        files_to_upload(tmp_path)
+
+
+def test_push_to_hub_flag_needs_a_repository():
+    with pytest.raises(ValueError, match="--push_to_hub needs --hub_model_id"):
+        TrainingArguments(dataset_name="e2e", output_dir="x", push_to_hub=True)
