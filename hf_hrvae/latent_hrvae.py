@@ -46,7 +46,7 @@ def log_bessel_iv(order: float, x: float) -> float:
     if x <= 0:
         raise ValueError(f"log_bessel_iv needs x > 0, got {x}.")
     terms = int(x / 2 + 12 * math.sqrt(x / 2 + 1) + 60)
-    k = torch.arange(terms, dtype=torch.float64)
+    k = torch.arange(terms, dtype=torch.float64, device="cpu")  # also under from_pretrained's meta-device init
     log_terms = (2 * k + order) * math.log(x / 2) - torch.lgamma(k + 1) - torch.lgamma(k + order + 1)
     return torch.logsumexp(log_terms, dim=0).item()
 

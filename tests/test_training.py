@@ -62,9 +62,13 @@ def test_example_script_short_run_exports_a_loadable_model(e2e_folder, tmp_path)
     assert ids.shape[0] == 1 and ids[0, 0] == tokenizer.bos_token_id
 
 
-@pytest.mark.parametrize("group_by_length", [False, True])
-def test_kill_and_resume_gives_the_same_weights(e2e_folder, tmp_path, group_by_length):
-    common = dict(max_train_steps=14, group_by_length=group_by_length)  # 6 steps/epoch: the resume crosses epochs
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"group_by_length": True}, {"preset": "vae-lstm-base", "kl_annealing": "linear", "kl_anneal_steps": 10}],
+    ids=["shuffled", "grouped", "annealed"],
+)
+def test_kill_and_resume_gives_the_same_weights(e2e_folder, tmp_path, options):
+    common = dict(max_train_steps=14, **options)  # 6 steps/epoch: the resume crosses an epoch boundary
     reference = Trainer(tiny_args(e2e_folder, tmp_path / "reference", **common))
     reference.run()
     expected = final_weights(reference)
