@@ -106,6 +106,28 @@ def metrics_table(evaluations: dict) -> str:
     return "\n".join(rows)
 
 
+SYSTEMS = {
+    "vae-lstm-base": "VAE-LSTM-base (Bowman et al., 2016): KL on the encoder's last step, KL annealing",
+    "vae-cnn": "VAE-CNN (Yang et al., 2017): LSTM encoder, dilated CNN decoder",
+    "vmf-vae": "vMF-VAE (Xu & Durrett, 2018): von Mises-Fisher posterior with a fixed concentration",
+}
+
+
+def describe(config: dict, setting: str) -> str:
+    """What the model is, from its config: HR-VAE or one of the paper's baselines (`config["preset"]`)."""
+    latent = 2 * config["num_layers"] * config["hidden_size"] if config.get("latent_size") is None else config["latent_size"]
+    sizes = (f"{config['num_layers']}-layer LSTM encoder ({config['embedding_size']}-d embeddings, "
+             f"{config['hidden_size']} hidden units), {latent}-d latent")
+    preset = config.get("preset") or "hrvae"
+    if preset in SYSTEMS and config.get("kl_regularisation") != "holistic":
+        return (f"A **{SYSTEMS[preset]}** — a baseline of the HR-VAE paper (Li et al., 2019), trained with the "
+                f"`hf_hrvae` package (preset `{preset}`) in the **{setting}** setting: {sizes}.")
+    return (f"An **HR-VAE** (Li et al., 2019, *A Stable Variational Autoencoder for Text Modelling*) trained with the "
+            f"`hf_hrvae` package in the **{setting}** setting: a {sizes}; the encoder puts a Gaussian posterior on "
+            "the `[h_t; c_t]` of every time step, the KL to N(0, I) is averaged over all steps (Eq. 3, weight 1:1, "
+            "no annealing), and the LSTM decoder starts from the last step's latent.")
+
+
 def build_model_card(folder, repo_id: str, revision: str | None = None, license: str = "apache-2.0") -> ModelCard:
     """The card of `folder`, from its config, `train_results.json` and `eval_*.json` (nothing hand-written)."""
     folder = Path(folder)
@@ -128,12 +150,7 @@ def build_model_card(folder, repo_id: str, revision: str | None = None, license:
     body = f"""
 # {repo_id.split('/')[-1]}
 
-An **HR-VAE** (Li et al., 2019, *A Stable Variational Autoencoder for Text Modelling*) trained with
-the `hf_hrvae` package in the **{setting}** setting: a {config['num_layers']}-layer LSTM encoder
-({config['embedding_size']}-d embeddings, {config['hidden_size']} hidden units) puts a Gaussian posterior on the
-`[h_t; c_t]` of every time step, the KL to N(0, I) is averaged over all steps (Eq. 3, weight 1:1, no annealing),
-and a {config['num_layers']}-layer LSTM decoder starts from the last step's latent
-({2 * config['num_layers'] * config['hidden_size'] if config.get('latent_size') is None else config['latent_size']}-d).
+{describe(config, setting)}
 Vocabulary: {config['vocab_size']} word-level tokens.
 
 ## Load it

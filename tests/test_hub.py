@@ -115,3 +115,12 @@ def test_incomplete_folder_is_refused(tmp_path):
 def test_push_to_hub_flag_needs_a_repository():
     with pytest.raises(ValueError, match="--push_to_hub needs --hub_model_id"):
         TrainingArguments(dataset_name="e2e", output_dir="x", push_to_hub=True)
+
+
+def test_card_names_the_system_of_a_baseline(tmp_path):
+    from hf_hrvae import HRVAEConfig
+
+    HRVAEConfig.from_preset("vmf-vae", vocab_size=50, setting="inputless").save_pretrained(tmp_path)
+    card = str(build_model_card(tmp_path, "someone/vmf-e2e"))
+    assert "vMF-VAE (Xu & Durrett, 2018)" in card and "preset `vmf-vae`" in card and "**inputless**" in card
+    assert "No evaluation was run" in card
