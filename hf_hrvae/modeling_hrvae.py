@@ -131,15 +131,12 @@ class HRVAEEncoder(nn.Module):
                 inputs = self.dropout(hidden)  # as nn.LSTM(dropout=p): between layers, not after the last
         return torch.cat(states, dim=-1)
 
-    def posterior(self, state: torch.Tensor, mask: torch.Tensor | None = None):
-        """`state (N, S)` (or `(B, T, S)` with `mask (B, T)`) -> `mu, logvar` (logvar None for vMF)."""
+    def posterior(self, state: torch.Tensor):
+        """`state (..., S)` -> `mu, logvar`, each `(..., D)` (logvar None for vMF). BN-VAE's batch norm treats
+        every row of `state` as one sample: pass real positions only."""
         mu = self.to_mu(state)
         if self.mu_norm is not None:
-            if mask is None:
-                mu = self.mu_norm(mu)
-            else:  # normalise over the real positions only
-                real = mask.bool()
-                mu = mu.masked_scatter(real.unsqueeze(-1), self.mu_norm(mu[real]))
+            mu = self.mu_norm(mu.reshape(-1, mu.shape[-1])).view_as(mu)
         return mu, (self.to_logvar(state) if self.to_logvar is not None else None)
 
 
@@ -231,17 +228,20 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         state = self.encoder(input_ids)
         lengths = attention_mask.sum(1)
         present = (lengths > 0).unsqueeze(1).to(state.dtype)
-        last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, state.shape[-1])
         holistic = self.config.kl_regularisation == "holistic" and not self.is_vmf
         if holistic:
-            mu_steps, logvar_steps = self.encoder.posterior(state, attention_mask)
-            index = last[..., : mu_steps.shape[-1]]
-            mu, logvar = mu_steps.gather(1, index).squeeze(1), logvar_steps.gather(1, index).squeeze(1)
-            mask = attention_mask.to(state.dtype).unsqueeze(-1)
-            kl_terms = (gaussian_kl_per_dim(mu_steps, logvar_steps) * mask).sum(1)
+            # The heads run on the real positions only (padding would cost as much as words and count for nothing).
+            real = attention_mask.bool()
+            mu_steps, logvar_steps = self.encoder.posterior(state[real])  # (N_real, D), row-major over (B, T)
+            rows = real.nonzero()[:, 0]
+            kl_terms = torch.zeros_like(mu_steps[: input_ids.shape[0]]).index_add(
+                0, rows, gaussian_kl_per_dim(mu_steps, logvar_steps))
             if self.config.kl_reduction == "mean":
-                kl_terms = kl_terms / mask.sum(1).clamp(min=1)
+                kl_terms = kl_terms / lengths.clamp(min=1).unsqueeze(1).to(state.dtype)
+            last = (lengths.cumsum(0) - 1).clamp(min=0)  # each sentence's last real position among the rows
+            mu, logvar = mu_steps[last], logvar_steps[last]
         else:
+            last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, state.shape[-1])
             mu, logvar = self.encoder.posterior(state.gather(1, last).squeeze(1))
             kl_terms = gaussian_kl_per_dim(mu, logvar) if logvar is not None else None
         mu = mu * present

@@ -1,0 +1,84 @@
+"""Helpers of `examples/benchmark.py`: model FLOPs from the config, the machine's matmul peak, timing."""
+
+import resource
+import statistics
+import time
+
+import torch
+
+
+def matmul_flops(rows: int, inner: int, cols: int) -> int:
+    return 2 * rows * inner * cols
+
+
+def forward_flops_per_token(config) -> dict:
+    """Matrix-multiply FLOPs of one forward pass per (real) token, by part, counted from the config.
+
+    Only the model's own maths: the LSTM gates (input and recurrent matmuls), the posterior heads (at every step for
+    `kl_regularisation="holistic"`, once per sentence otherwise: not counted per token) and the output layer.
+    Element-wise work, the embedding look-ups and our exact cell-state recovery (an implementation detail) are not
+    counted.
+    """
+    hidden, gates = config.hidden_size, 4 * config.hidden_size
+    encoder = sum(
+        matmul_flops(1, (config.embedding_size if layer == 0 else hidden) + hidden, gates)
+        for layer in range(config.num_layers)
+    )
+    heads = 2 * matmul_flops(1, config.state_size, config.latent_dim) if config.kl_regularisation == "holistic" else 0
+    if config.decoder_type == "lstm":
+        decoder = matmul_flops(1, config.embedding_size + 2 * hidden + hidden, gates) + sum(
+            matmul_flops(1, 2 * hidden, gates) for _ in range(config.num_layers - 1)
+        )
+    else:
+        channels = hidden
+        decoder = matmul_flops(1, config.embedding_size + config.latent_dim, channels) + sum(
+            matmul_flops(1, config.cnn_kernel_size * channels, channels) for _ in config.cnn_dilations
+        )
+    output = matmul_flops(1, hidden, config.vocab_size)
+    return {"encoder": encoder, "heads": heads, "decoder": decoder, "output": output,
+            "total": encoder + heads + decoder + output}
+
+
+def training_flops_per_token(config) -> int:
+    """Forward + backward: about 3x the forward FLOPs (the backward computes gradients for inputs and weights)."""
+    return 3 * forward_flops_per_token(config)["total"]
+
+
+def decoding_flops_per_token(config) -> int:
+    """One decoder step and the output layer (generation, importance sampling)."""
+    parts = forward_flops_per_token(config)
+    return parts["decoder"] + parts["output"]
+
+
+def median_seconds(function, repeats: int = 5, warmup: int = 1) -> tuple[float, list[float]]:
+    """Median wall time of `function()` over `repeats` runs after `warmup` runs; also every time."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def sgemm_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """Measured fp32 matmul throughput of this machine (GFLOP/s) on `(4 size, size) @ (size, size)`."""
+    a, b = torch.randn(4 * size, size), torch.randn(size, size)
+    seconds, _ = median_seconds(lambda: a @ b, repeats=repeats, warmup=3)
+    return matmul_flops(4 * size, size, size) / seconds / 1e9
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+__all__ = [
+    "forward_flops_per_token",
+    "training_flops_per_token",
+    "decoding_flops_per_token",
+    "median_seconds",
+    "sgemm_peak_gflops",
+    "peak_rss_mb",
+]

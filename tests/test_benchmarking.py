@@ -1,0 +1,20 @@
+from hf_hrvae import HRVAEConfig
+from hf_hrvae.benchmarking import decoding_flops_per_token, forward_flops_per_token, training_flops_per_token
+
+
+def test_flops_per_token_of_the_papers_model():
+    parts = forward_flops_per_token(HRVAEConfig(vocab_size=1196))
+    # encoder gates: 2 * 4H * (E + H) + 2 * 4H * (H + H), H = 256, E = 512
+    assert parts["encoder"] == 2 * 1024 * 768 + 2 * 1024 * 512
+    assert parts["heads"] == 2 * 2 * 1024 * 1024  # mu and logvar from the 1024-d state at every step
+    assert parts["decoder"] == 2 * 1024 * (512 + 512 + 256) + 2 * 1024 * 512  # input: embedding and 2H condition
+    assert parts["output"] == 2 * 256 * 1196
+    assert parts["total"] == sum(v for k, v in parts.items() if k != "total")
+    assert training_flops_per_token(HRVAEConfig(vocab_size=1196)) == 3 * parts["total"]
+    assert decoding_flops_per_token(HRVAEConfig(vocab_size=1196)) == parts["decoder"] + parts["output"]
+
+
+def test_heads_are_per_sentence_without_holistic_kl():
+    assert forward_flops_per_token(HRVAEConfig.from_preset("vae-lstm-base"))["heads"] == 0
+    cnn = forward_flops_per_token(HRVAEConfig.from_preset("vae-cnn", vocab_size=100))
+    assert cnn["decoder"] == 2 * (512 + 32) * 256 + 3 * 2 * 3 * 256 * 256
