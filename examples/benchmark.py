@@ -93,7 +93,7 @@ def make_batches(tokenizer, texts, batch_size, count, grouped, seed):
 
 
 def time_training(model, step_fn, batches, repeats):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
 
     def run():
         for batch in batches:

@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput, logging
 
 from .configuration_hrvae import HRVAEConfig
-from .decoders_hrvae import HRVAECNNDecoder, HRVAEDecoder
+from .decoders_hrvae import FastDropout, HRVAECNNDecoder, HRVAEDecoder
 from .generation_hrvae import HRVAEGenerationMixin
 from .latent_hrvae import (
     gaussian_kl,
@@ -91,13 +91,17 @@ def linear_recurrence(decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
 def lstm_cell_states(lstm: nn.LSTM, inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """Recover every cell state c_t of a one-layer, zero-initialised `nn.LSTM` from its inputs and hidden states.
 
-    The fused LSTM returns only h_t for all t. The gates of every step are recomputed at once from (x_t, h_{t-1});
-    then `c_t = f_t * c_{t-1} + i_t * g_t` is a linear recurrence solved by [`linear_recurrence`].
+    The fused LSTM returns only h_t for all t. The input, forget and cell gates of every step are recomputed at once
+    from (x_t, h_{t-1}); then `c_t = f_t * c_{t-1} + i_t * g_t` is a linear recurrence solved by
+    [`linear_recurrence`].
     Shapes: `inputs (B, T, in)`, `hidden (B, T, H) -> (B, T, H)`.
     """
     previous = F.pad(hidden[:, :-1], (0, 0, 1, 0))  # h_{t-1}, with h_{-1} = 0
-    gates = F.linear(inputs, lstm.weight_ih_l0, lstm.bias_ih_l0) + F.linear(previous, lstm.weight_hh_l0, lstm.bias_hh_l0)
-    input_gate, forget_gate, cell_gate, _ = gates.chunk(4, dim=-1)  # PyTorch's gate order: i, f, g, o
+    rows = 3 * lstm.hidden_size  # PyTorch's gate order is i, f, g, o: the output gate is not needed for c
+    gates = F.linear(inputs, lstm.weight_ih_l0[:rows], lstm.bias_ih_l0[:rows]) + F.linear(
+        previous, lstm.weight_hh_l0[:rows], lstm.bias_hh_l0[:rows]
+    )
+    input_gate, forget_gate, cell_gate = gates.chunk(3, dim=-1)
     return linear_recurrence(torch.sigmoid(forget_gate), torch.sigmoid(input_gate) * torch.tanh(cell_gate))
 
 
@@ -110,7 +114,7 @@ class HRVAEEncoder(nn.Module):
         sizes = [config.embedding_size] + [config.hidden_size] * (config.num_layers - 1)
         # One single-layer LSTM per layer: every layer's h_t is needed, which a multi-layer nn.LSTM does not return.
         self.layers = nn.ModuleList(nn.LSTM(size, config.hidden_size, batch_first=True) for size in sizes)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = FastDropout(config.dropout)
         self.to_mu = nn.Linear(config.state_size, config.latent_dim)
         gaussian = config.latent_distribution == "gaussian"
         self.to_logvar = nn.Linear(config.state_size, config.latent_dim) if gaussian else None

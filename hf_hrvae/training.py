@@ -167,8 +167,9 @@ class Trainer:
             )
             self.data = tokenize_splits(splits, self.tokenizer)
         self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
-        optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay, eps=args.adam_epsilon
+        optimizer = torch.optim.Adam(  # fused: one kernel for all parameters (CPU and GPU)
+            self.model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay, eps=args.adam_epsilon,
+            fused=True,
         )
         collator = DataCollatorWithPadding(self.tokenizer)
         lengths = self.data["train"]["length"]

@@ -189,3 +189,15 @@ def test_weights_start_as_pytorch_defaults(make_model):
     linear = model.encoder.to_mu
     assert linear.weight.abs().max() <= 1 / math.sqrt(linear.in_features)
     assert linear.bias.abs().sum() > 0
+
+
+def test_fast_dropout_keeps_the_expectation_and_the_rate():
+    from hf_hrvae.decoders_hrvae import FastDropout
+
+    torch.manual_seed(0)
+    dropout = FastDropout(0.5).train()
+    x = torch.ones(200, 500)
+    y = dropout(x)
+    assert set(y.unique().tolist()) == {0.0, 2.0}
+    assert abs((y == 0).float().mean().item() - 0.5) < 0.01 and abs(y.mean().item() - 1.0) < 0.02
+    assert torch.equal(dropout.eval()(x), x)
