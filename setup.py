@@ -22,7 +22,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "tests": ["pytest>=8", "scipy"],
-        "dev": ["pytest>=8", "scipy", "ruff"],
+        "tests": ["pytest>=8", "scipy", "mpmath"],
+        "dev": ["pytest>=8", "scipy", "mpmath", "ruff"],
     },
 )

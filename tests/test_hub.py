@@ -124,3 +124,18 @@ def test_card_names_the_system_of_a_baseline(tmp_path):
     card = str(build_model_card(tmp_path, "someone/vmf-e2e"))
     assert "vMF-VAE (Xu & Durrett, 2018)" in card and "preset `vmf-vae`" in card and "**inputless**" in card
     assert "No evaluation was run" in card
+
+
+def test_train_pushes_at_the_end_when_asked(e2e_folder, tmp_path, monkeypatch):
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    train(TrainingArguments(
+        dataset_name=e2e_folder, output_dir=str(tmp_path / "pushed"), max_train_samples=32, max_eval_samples=8,
+        per_device_train_batch_size=16, embedding_size=8, hidden_size=8, num_train_epochs=1,
+        push_to_hub=True, hub_model_id="someone/tiny", hub_private=True,
+    ))
+    names = [call[0] for call in recorder.calls]
+    assert names == ["create_repo", "create_commit"] and recorder.calls[0][1] == ("someone/tiny",)
+    assert recorder.calls[0][2]["private"] is True
+    uploaded = {op.path_in_repo for op in recorder.calls[1][2]["operations"]}
+    assert {"model.safetensors", "README.md", "train_results.json", "training_curves.png"} <= uploaded
