@@ -38,6 +38,8 @@ class BenchmarkArguments:
     iw_sentences: int = 16
     iw_samples: int = 500
     seed: int = 0
+    profile: bool = field(default=False, metadata={"help": "print torch.profiler's table of one fused training "
+                                                           "step on a length-grouped batch, then stop"})
     output_json: str | None = None
     output_md: str | None = None
 
@@ -120,6 +122,25 @@ def main():
     results = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "arguments": asdict(args), "vocab_size": len(tokenizer)}
     results["sgemm_peak_gflops"] = sgemm_peak_gflops()
+
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        batches = make_batches(tokenizer, texts, args.batch_size, 5, True, args.seed)[0]
+        batch = sorted(batches, key=lambda b: b["input_ids"].shape[1])[2]  # the median length of five
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+
+        def step():
+            model(**batch, labels=batch["input_ids"]).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        step()
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            step()
+        print(f"batch {tuple(batch['input_ids'].shape)}; sgemm peak {results['sgemm_peak_gflops']:.0f} GFLOP/s")
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+        return
 
     # 1. correctness first: the naive loop computes the same loss
     check = tokenizer.pad({"input_ids": tokenizer(texts[:8])["input_ids"]}, return_tensors="pt")
