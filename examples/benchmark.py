@@ -38,6 +38,8 @@ class BenchmarkArguments:
     iw_sentences: int = 16
     iw_samples: int = 500
     seed: int = 0
+    autocast: str = field(default="no", metadata={"choices": ["no", "bf16", "fp16"],
+                                                  "help": "autocast of the training steps (both implementations)"})
     profile: bool = field(default=False, metadata={"help": "print torch.profiler's table of one fused training "
                                                            "step on a length-grouped batch, then stop"})
     output_json: str | None = None
@@ -94,12 +96,15 @@ def make_batches(tokenizer, texts, batch_size, count, grouped, seed):
     return batches, padding_fraction(lengths, batch_size, order)
 
 
-def time_training(model, step_fn, batches, repeats):
+def time_training(model, step_fn, batches, repeats, autocast="no"):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast)
 
     def run():
         for batch in batches:
-            step_fn(batch).backward()
+            with torch.autocast(next(model.parameters()).device.type, dtype=dtype, enabled=dtype is not None):
+                loss = step_fn(batch)
+            loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
@@ -122,6 +127,9 @@ def main():
     results = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "arguments": asdict(args), "vocab_size": len(tokenizer)}
     results["sgemm_peak_gflops"] = sgemm_peak_gflops()
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.autocast)
+    # utilisation of the training steps is relative to the peak of the precision they run in
+    results["training_peak_gflops"] = sgemm_peak_gflops(dtype=autocast_dtype) if autocast_dtype else results["sgemm_peak_gflops"]
 
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
@@ -167,11 +175,11 @@ def main():
                 step = lambda b, m=runner: m(**b, labels=b["input_ids"]).loss  # noqa: E731
             else:
                 step = lambda b, m=runner: m(b["input_ids"], b["attention_mask"])  # noqa: E731
-            seconds = time_training(copy_, step, batches, args.repeats)
+            seconds = time_training(copy_, step, batches, args.repeats, args.autocast)
             row[name] = {"seconds_per_batch": seconds / len(batches), "sentences_per_s": sentences / seconds,
                          "tokens_per_s": real_tokens / seconds, "predicted_tokens_per_s": tokens / seconds,
                          "gflops": flops_per_token * real_tokens / seconds / 1e9}
-            row[name]["utilisation"] = row[name]["gflops"] / results["sgemm_peak_gflops"]
+            row[name]["utilisation"] = row[name]["gflops"] / results["training_peak_gflops"]
         row["speedup"] = row["naive"]["seconds_per_batch"] / row["fused"]["seconds_per_batch"]
         results["training"].append(row)
     results["training_flops_per_token"] = flops_per_token
@@ -220,8 +228,12 @@ def main():
 
 def markdown(results) -> str:
     peak = results["sgemm_peak_gflops"]
+    precision = results["arguments"]["autocast"]
     lines = [f"Machine: {results['machine']}, {results['threads']} threads, torch {results['torch']}; "
-             f"measured sgemm peak {peak:.0f} GFLOP/s; model FLOPs {results['training_flops_per_token'] / 1e6:.1f} "
+             f"training steps in {'fp32' if precision == 'no' else precision + ' autocast'} (generation and "
+             f"IW-NLL in fp32); measured matmul peak {peak:.0f} GFLOP/s fp32"
+             + ("" if precision == "no" else f", {results['training_peak_gflops']:.0f} GFLOP/s {precision}")
+             + f"; model FLOPs {results['training_flops_per_token'] / 1e6:.1f} "
              f"MFLOP per token for a training step; vocabulary {results['vocab_size']}.", "",
              "| training step (batch %d) | padding | naive s/batch | fused s/batch | speed-up | fused sentences/s | "
              "fused tokens/s | fused utilisation |" % results["arguments"]["batch_size"],

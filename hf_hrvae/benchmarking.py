@@ -62,9 +62,10 @@ def median_seconds(function, repeats: int = 5, warmup: int = 1) -> tuple[float, 
     return statistics.median(times), times
 
 
-def sgemm_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
-    """Measured fp32 matmul throughput of this machine (GFLOP/s) on `(4 size, size) @ (size, size)`."""
-    a, b = torch.randn(4 * size, size), torch.randn(size, size)
+def sgemm_peak_gflops(size: int = 1024, repeats: int = 10, dtype=torch.float32) -> float:
+    """Measured matmul throughput of this machine (GFLOP/s) on `(4 size, size) @ (size, size)` in `dtype`
+    (fp32 by default: the sgemm peak)."""
+    a, b = torch.randn(4 * size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     seconds, _ = median_seconds(lambda: a @ b, repeats=repeats, warmup=3)
     return matmul_flops(4 * size, size, size) / seconds / 1e9
 

@@ -51,6 +51,9 @@ class TrainingArguments:
     min_frequency: int | None = field(default=None, metadata={"help": "vocabulary: default 4 for e2e, 1 otherwise"})
     max_vocab_size: int | None = None
     gradient_accumulation_steps: int = 1
+    mixed_precision: str | None = field(default=None, metadata={
+        "choices": ["no", "bf16", "fp16"],
+        "help": "autocast of the training forward (default: accelerate's config); validation always runs in fp32"})
     checkpointing_steps: str | None = field(default=None, metadata={"help": "'epoch' or a number of steps"})
     checkpoints_total_limit: int | None = field(default=None, metadata={"help": "keep only the newest N checkpoints"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder, or 'latest'"})
@@ -148,6 +151,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.output_dir = Path(args.output_dir)
         self.accelerator = Accelerator(
+            mixed_precision=args.mixed_precision,
             gradient_accumulation_steps=args.gradient_accumulation_steps,
             log_with=args.report_to if args.with_tracking else None,
             project_dir=args.output_dir,

@@ -171,3 +171,17 @@ def test_two_cpu_processes_split_the_data_and_agree_with_one(e2e_folder, tmp_pat
     assert single["num_sentences"] == best["num_sentences"] == 40
     for name in ("reconstruction", "kl", "kl_holistic", "elbo_nll", "elbo_ppl"):
         assert single[name] == pytest.approx(best[name], rel=1e-5), name
+
+
+def test_bf16_autocast_trains_with_a_loss_within_one_percent_of_fp32(e2e_folder, tmp_path):
+    losses = {}
+    for precision in ("no", "bf16"):  # in subprocesses: accelerate's state cannot change precision in one process
+        out = tmp_path / precision
+        run_example("--dataset_name", e2e_folder, "--output_dir", out, "--max_train_steps", 3, "--mixed_precision",
+                    precision, *TINY_FLAGS, launcher=[sys.executable])
+        log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+        losses[precision] = [entry["loss"] for entry in log if entry["kind"] == "train_step"]
+        assert json.loads((out / "train_results.json").read_text())["arguments"]["mixed_precision"] == precision
+    for fp32, bf16 in zip(losses["no"], losses["bf16"]):
+        assert bf16 == pytest.approx(fp32, rel=0.01)
+    assert losses["no"] != losses["bf16"]  # autocast did run
