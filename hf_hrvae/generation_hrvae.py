@@ -87,7 +87,7 @@ class HRVAEGenerationMixin:
     ):
         r"""
         Generate sentences from the posterior of `input_ids` (reconstruction), from a given `latent`, or from the
-        prior N(0, I) when neither is given.
+        prior (N(0, I); uniform on the sphere for vMF) when neither is given.
 
         Args:
             input_ids, attention_mask (`torch.LongTensor` of shape `(B, T)`, *optional*): sentences to reconstruct
@@ -114,6 +114,10 @@ class HRVAEGenerationMixin:
             settings = {key: value for key, value in settings.items() if value is not None}
         settings.update(kwargs)
         config = self.config
+        for name in ("max_new_tokens", "num_return_sequences", "top_k"):
+            value = settings.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"generate(): {name} must be a positive integer, got {value!r}.")
         max_new_tokens = settings.get("max_new_tokens") or config.max_decode_length - 1
         if max_new_tokens > config.max_decode_length - 1:
             logger.warning(

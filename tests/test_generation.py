@@ -134,3 +134,10 @@ def test_bad_latent_shape(make_model):
         model.generate(latent=torch.randn(2, 3))
     with pytest.raises(ValueError, match="not both"):
         model.generate(input_ids=torch.tensor([[2, 3]]), latent=torch.randn(1, model.config.latent_dim))
+
+
+@pytest.mark.parametrize("name, value", [("max_new_tokens", 0), ("num_return_sequences", -2), ("top_k", 1.5)])
+def test_bad_generation_arguments(make_model, name, value):
+    model = make_model().eval()
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+        model.generate(**{name: value})
