@@ -238,19 +238,19 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
             real = attention_mask.bool()
             mu_steps, logvar_steps = self.encoder.posterior(state[real])  # (N_real, D), row-major over (B, T)
             rows = real.nonzero()[:, 0]
-            kl_terms = torch.zeros_like(mu_steps[: input_ids.shape[0]]).index_add(
-                0, rows, gaussian_kl_per_dim(mu_steps, logvar_steps))
+            per_step = gaussian_kl_per_dim(mu_steps.float(), logvar_steps.float())  # fp32 also under autocast
+            kl_terms = per_step.new_zeros(input_ids.shape[0], per_step.shape[-1]).index_add(0, rows, per_step)
             if self.config.kl_reduction == "mean":
-                kl_terms = kl_terms / lengths.clamp(min=1).unsqueeze(1).to(state.dtype)
+                kl_terms = kl_terms / lengths.clamp(min=1).unsqueeze(1)
             last = (lengths.cumsum(0) - 1).clamp(min=0)  # each sentence's last real position among the rows
             mu, logvar = mu_steps[last], logvar_steps[last]
         else:
             last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, state.shape[-1])
             mu, logvar = self.encoder.posterior(state.gather(1, last).squeeze(1))
-            kl_terms = gaussian_kl_per_dim(mu, logvar) if logvar is not None else None
+            kl_terms = gaussian_kl_per_dim(mu.float(), logvar.float()) if logvar is not None else None
         mu = mu * present
         logvar = logvar * present if logvar is not None else None
-        kl_terms = kl_terms * present if kl_terms is not None else None
+        kl_terms = kl_terms * present.to(kl_terms.dtype) if kl_terms is not None else None
         return mu, logvar, kl_terms
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):

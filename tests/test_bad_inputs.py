@@ -74,3 +74,13 @@ def test_encode_and_generate_check_their_inputs_too(make_model):
         model.encode(torch.tensor([[2, 99999, 3]]))
     with pytest.raises(ValueError, match="the vocabulary has"):
         model.generate(input_ids=torch.tensor([[2, 99999, 3]]))
+
+
+def test_more_empty_rows_than_tokens(make_model):
+    model = make_model().eval()
+    ids = torch.tensor([[0, 0, 0], [2, 5, 3], [0, 0, 0], [0, 0, 0]])
+    mask = (ids != 0).long()
+    out = model(input_ids=ids, attention_mask=mask, labels=ids)
+    alone = model(input_ids=ids[1:2], attention_mask=mask[1:2], labels=ids[1:2])
+    torch.testing.assert_close(out.kl_loss, alone.kl_loss)
+    torch.testing.assert_close(out.loss, alone.loss)
