@@ -22,12 +22,24 @@ def plot_training_curves(log_path, png_path, title: str | None = None) -> Path:
     if not entries:
         raise ValueError(f"{log_path} holds no training steps to plot.")
     steps = [entry["step"] for entry in entries]
+    # Per-sentence losses follow the sentence lengths of each batch (a saw-tooth with --group_by_length, whose
+    # mega-batches of 50 batches are sorted by length): draw the raw values faintly and a 50-step running mean.
+    window = max(1, min(50, len(entries) // 5))
+
+    def curve(axis, key, label, color):
+        values = [entry[key] for entry in entries]
+        axis.plot(steps, values, color=color, linewidth=0.5, alpha=0.3)
+        means = [sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+                 for i in range(len(values))]
+        axis.plot(steps, means, color=color, linewidth=1.2, label=label)
+
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    left.plot(steps, [entry["reconstruction"] for entry in entries], color="tab:blue", linewidth=0.8)
+    curve(left, "reconstruction", f"running mean of {window} steps", "tab:blue")
     left.set_xlabel("step")
     left.set_ylabel("reconstruction loss (nats / sentence)")
-    right.plot(steps, [entry["kl_holistic"] for entry in entries], label="KL, holistic (Eq. 3)", linewidth=0.8)
-    right.plot(steps, [entry["kl_last"] for entry in entries], label="KL of the used z", linewidth=0.8)
+    left.legend(frameon=False)
+    curve(right, "kl_holistic", "KL, holistic (Eq. 3)", "tab:blue")
+    curve(right, "kl_last", "KL of the used z", "tab:orange")
     right.set_xlabel("step")
     right.set_ylabel("KL (nats / sentence)")
     right.legend(frameon=False)
