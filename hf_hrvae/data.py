@@ -1,7 +1,6 @@
 """Data for HR-VAE: load PTB / E2E (or any text dataset) with `datasets`, build the vocabulary, tokenize, batch."""
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,10 +181,6 @@ def padding_fraction(lengths, batch_size: int, order) -> float:
         padded += max(chunk) * len(chunk)
         real += sum(chunk)
     return 1 - real / padded if padded else 0.0
-
-
-def num_batches(num_examples: int, batch_size: int) -> int:
-    return math.ceil(num_examples / batch_size)
 
 
 __all__ = [
