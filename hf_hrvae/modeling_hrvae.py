@@ -261,12 +261,12 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
     def latent_kl(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """KL(q(z | x) || p(z)) of the used latent, `(B,)`."""
         if self.is_vmf:
-            return mu.new_full(mu.shape[:1], self._vmf_kl)
-        return gaussian_kl(mu, logvar)
+            return mu.new_full(mu.shape[:1], self._vmf_kl, dtype=torch.float32)
+        return gaussian_kl(mu.float(), logvar.float())  # fp32: exp(logvar) - 1 - logvar cancels near the prior
 
     def holistic_kl(self, mu: torch.Tensor, kl_terms: torch.Tensor | None) -> torch.Tensor:
         """The KL training term per sentence `(B,)`, before free bits and annealing."""
-        return mu.new_full(mu.shape[:1], self._vmf_kl) if kl_terms is None else kl_terms.sum(-1)
+        return mu.new_full(mu.shape[:1], self._vmf_kl, dtype=torch.float32) if kl_terms is None else kl_terms.sum(-1)
 
     def sample_posterior(self, mu, logvar, num_samples: int = 1, generators=None) -> torch.Tensor:
         """`num_samples` draws of q(z | x): `(B, D) -> (B, num_samples, D)`; row b from `generators[b]` if given."""

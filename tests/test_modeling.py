@@ -201,3 +201,16 @@ def test_fast_dropout_keeps_the_expectation_and_the_rate():
     assert set(y.unique().tolist()) == {0.0, 2.0}
     assert abs((y == 0).float().mean().item() - 0.5) < 0.01 and abs(y.mean().item() - 1.0) < 0.02
     assert torch.equal(dropout.eval()(x), x)
+
+
+def test_kl_stays_non_negative_under_bf16_autocast(make_model, batch):
+    """Near the prior, exp(logvar) - 1 - logvar cancels: in bf16 it came out negative (and was optimised)."""
+    model = make_model(embedding_size=64, hidden_size=32).eval()
+    with torch.no_grad():
+        for head in (model.encoder.to_mu, model.encoder.to_logvar):
+            head.weight.mul_(1e-3)
+            head.bias.mul_(1e-3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch, labels=batch["input_ids"])
+    assert out.kl_loss.dtype == out.kl_last.dtype == torch.float32
+    assert out.kl_loss.item() >= 0 and out.kl_last.item() >= 0
