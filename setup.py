@@ -22,7 +22,8 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "tests": ["pytest>=8", "scipy", "mpmath"],
-        "dev": ["pytest>=8", "scipy", "mpmath", "ruff"],
+        "word2vec": ["gensim>=4.3"],
+        "tests": ["pytest>=8", "scipy", "mpmath", "gensim>=4.3"],
+        "dev": ["pytest>=8", "scipy", "mpmath", "gensim>=4.3", "ruff"],
     },
 )

@@ -18,6 +18,7 @@ from transformers import DataCollatorWithPadding
 
 from .configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
 from .data import EpochSampler, load_text_splits, padding_fraction, tokenize_splits, tokenizer_for
+from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from .evaluation import evaluate_elbo
 from .modeling_hrvae import HRVAEModel
 from .plotting import plot_training_curves
@@ -86,6 +87,14 @@ class TrainingArguments:
     free_bits_per_dim: bool | None = None
     bn_vae: bool | None = None
     bn_gamma: float | None = None
+    init_embeddings: str = field(default="none", metadata={
+        "choices": ["none", "word2vec"],
+        "help": "word2vec: initialise the word embeddings with word2vec (gensim) trained on the training split, as "
+                "the paper; the vectors are cached"})
+    embeddings_cache_dir: str | None = field(default=None, metadata={
+        "help": "cache of the word2vec vectors (default ~/.cache/hf_hrvae/word2vec or $HF_HRVAE_CACHE/word2vec)"})
+    max_train_minutes: float | None = field(default=None, metadata={
+        "help": "time budget: no epoch starts that would end after it (predicted from the last epoch's time)"})
     max_decode_length: int = 128
     push_to_hub: bool = field(default=False, metadata={"help": "upload the best model and its card at the end"})
     hub_model_id: str | None = field(default=None, metadata={"help": "the Hub repository, e.g. user/hrvae-e2e"})
@@ -101,6 +110,8 @@ class TrainingArguments:
             raise ValueError(f"--checkpointing_steps must be 'epoch' or a positive integer, got {self.checkpointing_steps!r}.")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/hrvae-e2e).")
+        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
+            raise ValueError(f"--max_train_minutes must be > 0, got {self.max_train_minutes}.")
         if self.max_train_steps is None and self.num_train_epochs < 1:
             raise ValueError("--num_train_epochs must be >= 1 (or give --max_train_steps).")
 
@@ -171,6 +182,14 @@ class Trainer:
             )
             self.data = tokenize_splits(splits, self.tokenizer)
         self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
+        if args.init_embeddings == "word2vec":
+            with accelerator.main_process_first():  # the main process trains and caches, the others load the cache
+                vectors, found = word2vec_vectors(
+                    self.tokenizer, splits["train"]["text"],
+                    Word2VecSettings(vector_size=self.model.config.embedding_size, seed=args.seed),
+                    args.embeddings_cache_dir)
+            copied = initialise_embeddings(self.model, vectors, found)
+            logger.info(f"word2vec: {copied} of {len(self.tokenizer)} embedding rows initialised")
         optimizer = torch.optim.Adam(  # fused: one kernel for all parameters (CPU and GPU)
             self.model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay, eps=args.adam_epsilon,
             fused=True,
@@ -337,6 +356,14 @@ class Trainer:
             metrics = self.validate(train_seconds=round(time.time() - epoch_start, 3))
             logger.info(f"epoch {self.state['epoch']}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             self.state.update(epoch=self.state["epoch"] + 1, batch_in_epoch=0)
+            if args.max_train_minutes is not None and not stop:
+                elapsed = time.time() - start_time
+                over = elapsed + (time.time() - epoch_start) > 60 * args.max_train_minutes
+                # every process takes the same decision (their clocks differ a little)
+                if accelerator.gather(torch.tensor([float(over)], device=accelerator.device)).max().item() > 0:
+                    logger.info(f"Time budget: {elapsed / 60:.1f} of {args.max_train_minutes} minutes used, "
+                                f"another epoch would not end inside it; stopping.")
+                    stop = True
             patience = args.early_stopping_patience
             if patience is not None and self.state["epochs_without_improvement"] >= patience:
                 logger.info(f"Early stopping: no better validation NLL for {patience} epochs.")

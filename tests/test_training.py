@@ -185,3 +185,13 @@ def test_bf16_autocast_trains_with_a_loss_within_one_percent_of_fp32(e2e_folder,
     for fp32, bf16 in zip(losses["no"], losses["bf16"]):
         assert bf16 == pytest.approx(fp32, rel=0.01)
     assert losses["no"] != losses["bf16"]  # autocast did run
+
+
+def test_time_budget_stops_between_epochs_and_records_how_many_ran(e2e_folder, tmp_path):
+    # 96 sentences / 16 per batch = 6 steps per epoch; a budget of 6 ms ends after the first epoch
+    short = train(tiny_args(e2e_folder, tmp_path / "short", num_train_epochs=5, max_train_minutes=1e-4))
+    assert short["epochs"] == 1 and short["completed_steps"] == 6 and len(short["validations"]) == 1
+    roomy = train(tiny_args(e2e_folder, tmp_path / "roomy", num_train_epochs=2, max_train_minutes=60))
+    assert roomy["epochs"] == 2 and roomy["completed_steps"] == 12
+    with pytest.raises(ValueError, match="--max_train_minutes must be > 0"):
+        tiny_args(e2e_folder, tmp_path / "bad", max_train_minutes=0)
