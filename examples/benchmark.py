@@ -21,6 +21,7 @@ from hf_hrvae import HRVAEConfig, HRVAEModel
 from hf_hrvae.benchmarking import (
     decoding_flops_per_token,
     median_seconds,
+    peak_device_memory_mb,
     peak_rss_mb,
     sgemm_peak_gflops,
     training_flops_per_token,
@@ -38,6 +39,7 @@ class BenchmarkArguments:
     iw_sentences: int = 16
     iw_samples: int = 500
     seed: int = 0
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or cuda:N"})
     autocast: str = field(default="no", metadata={"choices": ["no", "bf16", "fp16"],
                                                   "help": "autocast of the training steps (both implementations)"})
     profile: bool = field(default=False, metadata={"help": "print torch.profiler's table of one fused training "
@@ -86,17 +88,18 @@ class NaiveHRVAE(nn.Module):
         return model.token_nll(logits, input_ids, attention_mask).mean() + kl
 
 
-def make_batches(tokenizer, texts, batch_size, count, grouped, seed):
+def make_batches(tokenizer, texts, batch_size, count, grouped, seed, device="cpu"):
     encoded = tokenizer(texts)["input_ids"]
     lengths = [len(ids) for ids in encoded]
     order = list(EpochSampler(lengths, batch_size, seed, group_by_length=grouped))
     starts = [round(i * (len(order) // batch_size - 1) / max(count - 1, 1)) * batch_size for i in range(count)]
     batches = [tokenizer.pad({"input_ids": [encoded[j] for j in order[s : s + batch_size]]}, return_tensors="pt")
                for s in starts]
+    batches = [{key: value.to(device) for key, value in batch.items()} for batch in batches]
     return batches, padding_fraction(lengths, batch_size, order)
 
 
-def time_training(model, step_fn, batches, repeats, autocast="no"):
+def time_training(model, step_fn, batches, repeats, autocast="no", device="cpu"):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast)
 
@@ -108,7 +111,7 @@ def time_training(model, step_fn, batches, repeats, autocast="no"):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-    return median_seconds(run, repeats=repeats, warmup=1)[0]
+    return median_seconds(run, repeats=repeats, warmup=1, device=device)[0]
 
 
 def main():
@@ -123,18 +126,22 @@ def main():
     texts = [row[column] for row in rows]
     tokenizer = tokenizer_for(args.data_folder, texts)
     config = HRVAEConfig(vocab_size=len(tokenizer), setting=args.setting)
-    model = HRVAEModel(config).train()
-    results = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    device = torch.device(args.device)
+    model = HRVAEModel(config).to(device).train()
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    results = {"machine": machine, "device": str(device), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "arguments": asdict(args), "vocab_size": len(tokenizer)}
-    results["sgemm_peak_gflops"] = sgemm_peak_gflops()
+    results["sgemm_peak_gflops"] = sgemm_peak_gflops(device=device)
+    if device.type == "cuda":
+        results["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.autocast)
     # utilisation of the training steps is relative to the peak of the precision they run in
-    results["training_peak_gflops"] = sgemm_peak_gflops(dtype=autocast_dtype) if autocast_dtype else results["sgemm_peak_gflops"]
+    results["training_peak_gflops"] = sgemm_peak_gflops(dtype=autocast_dtype, device=device) if autocast_dtype else results["sgemm_peak_gflops"]
 
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        batches = make_batches(tokenizer, texts, args.batch_size, 5, True, args.seed)[0]
+        batches = make_batches(tokenizer, texts, args.batch_size, 5, True, args.seed, device)[0]
         batch = sorted(batches, key=lambda b: b["input_ids"].shape[1])[2]  # the median length of five
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
 
@@ -151,7 +158,7 @@ def main():
         return
 
     # 1. correctness first: the naive loop computes the same loss
-    check = tokenizer.pad({"input_ids": tokenizer(texts[:8])["input_ids"]}, return_tensors="pt")
+    check = tokenizer.pad({"input_ids": tokenizer(texts[:8])["input_ids"]}, return_tensors="pt").to(device)
     model.eval()
     fused = model(**check, labels=check["input_ids"]).loss
     naive = NaiveHRVAE(model).eval()(check["input_ids"], check["attention_mask"])
@@ -163,7 +170,8 @@ def main():
     flops_per_token = training_flops_per_token(config)
     results["training"] = []
     for grouped in (True, False):
-        batches, padding = make_batches(tokenizer, texts, args.batch_size, args.num_batches, grouped, args.seed)
+        batches, padding = make_batches(tokenizer, texts, args.batch_size, args.num_batches, grouped, args.seed,
+                                        device)
         sentences = sum(b["input_ids"].shape[0] for b in batches)
         tokens = sum(int(b["attention_mask"].sum()) - b["input_ids"].shape[0] for b in batches)  # predicted
         real_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
@@ -175,7 +183,7 @@ def main():
                 step = lambda b, m=runner: m(**b, labels=b["input_ids"]).loss  # noqa: E731
             else:
                 step = lambda b, m=runner: m(b["input_ids"], b["attention_mask"])  # noqa: E731
-            seconds = time_training(copy_, step, batches, args.repeats, args.autocast)
+            seconds = time_training(copy_, step, batches, args.repeats, args.autocast, device)
             row[name] = {"seconds_per_batch": seconds / len(batches), "sentences_per_s": sentences / seconds,
                          "tokens_per_s": real_tokens / seconds, "predicted_tokens_per_s": tokens / seconds,
                          "gflops": flops_per_token * real_tokens / seconds / 1e9}
@@ -194,11 +202,12 @@ def main():
         for new_tokens in (16, 64):
             seconds, _ = median_seconds(
                 lambda: model.generate(latent=latent, max_new_tokens=new_tokens, logits_processor=never_end),
-                repeats=args.repeats)
+                repeats=args.repeats, device=device)
             results["generation"].append({"batch": batch, "new_tokens": new_tokens,
                                           "ms_per_token": 1000 * seconds / new_tokens})
     seconds, _ = median_seconds(lambda: model.generate(num_return_sequences=128, do_sample=True, top_p=0.9,
-                                                       max_new_tokens=30), repeats=args.repeats)
+                                                       max_new_tokens=30), repeats=args.repeats,
+                                 device=device)
     results["prior_sampling_sentences_per_s"] = 128 / seconds
     results["decoding_flops_per_token"] = decoding_flops_per_token(config)
 
@@ -212,11 +221,13 @@ def main():
 
     data = Dataset.from_dict({"input_ids": tokenizer(texts[: args.iw_sentences])["input_ids"],
                               "index": list(range(args.iw_sentences))})
-    loader = DataLoader(data, batch_size=8, collate_fn=DataCollatorWithPadding(tokenizer))
-    seconds, _ = median_seconds(lambda: evaluate_model(model, loader, Accelerator(cpu=True),
-                                                       iw_samples=args.iw_samples), repeats=3, warmup=0)
+    accelerator = Accelerator(cpu=device.type == "cpu")
+    loader = accelerator.prepare(DataLoader(data, batch_size=8, collate_fn=DataCollatorWithPadding(tokenizer)))
+    seconds, _ = median_seconds(lambda: evaluate_model(model, loader, accelerator, iw_samples=args.iw_samples),
+                                repeats=3, warmup=0, device=device)
     results["iw_sentences_per_s"] = args.iw_sentences / seconds
     results["peak_rss_mb"] = peak_rss_mb()
+    results["peak_device_memory_mb"] = peak_device_memory_mb(device)
 
     if args.output_json:
         Path(args.output_json).write_text(json.dumps(results, indent=1))
@@ -249,7 +260,9 @@ def markdown(results) -> str:
         lines.append(f"| ms per token, {new_tokens} new tokens | {cells[1]:.2f} | {cells[128]:.2f} |")
     lines += ["", f"Prior sampling (128 at a time, 30 tokens): {results['prior_sampling_sentences_per_s']:.0f} "
               f"sentences/s. IW-NLL (k = {results['arguments']['iw_samples']}): "
-              f"{results['iw_sentences_per_s']:.2f} sentences/s. Peak RSS {results['peak_rss_mb']:.0f} MB."]
+              f"{results['iw_sentences_per_s']:.2f} sentences/s. Peak RSS {results['peak_rss_mb']:.0f} MB"
+              + (f", peak CUDA memory allocated {results['peak_device_memory_mb']:.0f} MB."
+                 if results.get("peak_device_memory_mb") else ".")]
     return "\n".join(lines) + "\n"
 
 

@@ -50,29 +50,48 @@ def decoding_flops_per_token(config) -> int:
     return parts["decoder"] + parts["output"]
 
 
-def median_seconds(function, repeats: int = 5, warmup: int = 1) -> tuple[float, list[float]]:
-    """Median wall time of `function()` over `repeats` runs after `warmup` runs; also every time."""
+def synchronizer(device) -> callable:
+    """What waits for the device's queued work (CUDA runs asynchronously); a no-op on the CPU."""
+    device = torch.device(device)
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def median_seconds(function, repeats: int = 5, warmup: int = 1, device="cpu") -> tuple[float, list[float]]:
+    """Median wall time of `function()` over `repeats` runs after `warmup` runs; also every time. On a CUDA
+    `device` each time runs until the device is idle."""
+    synchronize = synchronizer(device)
     for _ in range(warmup):
         function()
     times = []
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         function()
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
 
 
-def sgemm_peak_gflops(size: int = 1024, repeats: int = 10, dtype=torch.float32) -> float:
-    """Measured matmul throughput of this machine (GFLOP/s) on `(4 size, size) @ (size, size)` in `dtype`
-    (fp32 by default: the sgemm peak)."""
-    a, b = torch.randn(4 * size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    seconds, _ = median_seconds(lambda: a @ b, repeats=repeats, warmup=3)
+def sgemm_peak_gflops(size: int | None = None, repeats: int = 10, dtype=torch.float32, device="cpu") -> float:
+    """Measured matmul throughput (GFLOP/s) on `(4 size, size) @ (size, size)` in `dtype` (fp32 by default: the
+    sgemm peak; on CUDA with TF32 as `torch.backends.cuda.matmul.allow_tf32` says). `size`: 1024 on the CPU, 8192
+    on a GPU."""
+    size = size or (8192 if torch.device(device).type == "cuda" else 1024)
+    a = torch.randn(4 * size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    seconds, _ = median_seconds(lambda: a @ b, repeats=repeats, warmup=3, device=device)
     return matmul_flops(4 * size, size, size) / seconds / 1e9
 
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_device_memory_mb(device) -> float | None:
+    """CUDA: the most memory the caching allocator has handed out so far (MB); None on the CPU."""
+    device = torch.device(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
 
 __all__ = [
@@ -82,4 +101,6 @@ __all__ = [
     "median_seconds",
     "sgemm_peak_gflops",
     "peak_rss_mb",
+    "peak_device_memory_mb",
+    "synchronizer",
 ]
