@@ -9,6 +9,9 @@ Also runs under `accelerate launch`. The logic lives in `hf_hrvae/evaluation.py`
 """
 
 import json
+import os
+import shlex
+import sys
 
 from transformers import HfArgumentParser
 
@@ -17,7 +20,8 @@ from hf_hrvae.evaluation import EvaluationArguments, run_evaluation
 
 def main():
     (args,) = HfArgumentParser(EvaluationArguments).parse_args_into_dataclasses()
-    results = run_evaluation(args)
+    command = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    results = run_evaluation(args, command=command)
     print(json.dumps({key: results[key] for key in ("split", "num_sentences", "valid", "paper_protocol")}, indent=1))
 
 

@@ -235,8 +235,9 @@ class EvaluationArguments:
             raise ValueError("--iw_samples must be >= 0, --batch_size and --rows_per_chunk >= 1.")
 
 
-def run_evaluation(args: EvaluationArguments) -> dict:
-    """Load a model and a split, evaluate every metric, write `args.output_file` (main process)."""
+def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dict:
+    """Load a model and a split, evaluate every metric, write `args.output_file` (main process). `command`: the
+    command line to record."""
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
     from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding
@@ -257,7 +258,7 @@ def run_evaluation(args: EvaluationArguments) -> dict:
     results = evaluate_model(model, loader, accelerator, seed=args.seed, iw_samples=args.iw_samples,
                              tokenizer=None if args.no_bleu else tokenizer, description=f"{args.split}",
                              rows_per_chunk=args.rows_per_chunk)
-    results = {"split": args.split, **results, "wall_time_s": round(time.time() - start, 1),
+    results = {"split": args.split, **results, "wall_time_s": round(time.time() - start, 1), "command": command,
                "num_processes": accelerator.num_processes, "arguments": asdict(args)}
     if args.output_file and accelerator.is_main_process:
         Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""Regenerate the tables, samples and Figure 2 of docs/results.md from the records in results/.
+
+    python examples/make_results.py --results_dir results --document docs/results.md
+
+Only the text between `<!-- BEGIN x -->` / `<!-- END x -->` markers is replaced; the logic lives in
+`hf_hrvae/results.py`.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+from hf_hrvae.results import fill_markers, load_records, plot_figure2, results_sections
+
+
+@dataclass
+class MakeResultsArguments:
+    results_dir: str = "results"
+    document: str = "docs/results.md"
+    figure: str = "docs/figures/figure2-e2e-inputless.png"
+
+
+def main():
+    (args,) = HfArgumentParser(MakeResultsArguments).parse_args_into_dataclasses()
+    records = load_records(args.results_dir)
+    figure = plot_figure2(records, args.figure)
+    document = Path(args.document)
+    link = os.path.relpath(figure, document.parent)
+    document.write_text(fill_markers(document.read_text(encoding="utf-8"), results_sections(records, link)),
+                        encoding="utf-8")
+    print(f"{document}: {len(records)} runs; {figure}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""Reproduction of the paper's Table 2, Figure 2 and Table 3: run names and commands, result records
+(`results/{dataset}-{preset}-{setting}[-{variant}].json`), and the tables and figures of `docs/results.md`.
+
+A record holds the test-split evaluation JSON of `examples/evaluate.py` plus `command` (training),
+`evaluation_command`, `wall_time_s`, `epochs`, `device`, a downsampled training curve and qualitative samples.
+"""
+
+import json
+import math
+import platform
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .configuration_hrvae import PRESETS, SETTINGS
+
+DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
+# Extra flags of a named variant of a run (`e2e-hrvae-inputless-word2vec`).
+VARIANTS = {
+    "word2vec": ("--init_embeddings", "word2vec"),
+    "lr1e-3": ("--learning_rate", "1e-3"),
+}
+SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
+
+# Table 2 of Li et al. (2019): NLL (KL) and PPL on the test sets. `prior`: the paper copied the number from an
+# earlier publication (its dagger).
+PAPER_TABLE2 = {
+    ("ptb", "vae-lstm-base", "standard"): {"nll": 101, "kl": 2, "ppl": 119, "prior": True},
+    ("ptb", "vae-lstm-base", "inputless"): {"nll": 125, "kl": 15, "ppl": 380, "prior": True},
+    ("ptb", "vae-cnn", "standard"): {"nll": 99, "kl": 3.1, "ppl": 113},
+    ("ptb", "vae-cnn", "inputless"): {"nll": 121, "kl": 16.2, "ppl": 323},
+    ("ptb", "vmf-vae", "standard"): {"nll": 96, "kl": 5.7, "ppl": 98, "prior": True},
+    ("ptb", "vmf-vae", "inputless"): {"nll": 117, "kl": 18.6, "ppl": 262, "prior": True},
+    ("ptb", "hrvae", "standard"): {"nll": 79, "kl": 10.4, "ppl": 43},
+    ("ptb", "hrvae", "inputless"): {"nll": 85, "kl": 17.32, "ppl": 54},
+    ("e2e", "vae-lstm-base", "standard"): {"nll": 50, "kl": 1.88, "ppl": 5.77},
+    ("e2e", "vae-lstm-base", "inputless"): {"nll": 101, "kl": 5.48, "ppl": 34.70},
+    ("e2e", "vae-cnn", "standard"): {"nll": 41, "kl": 3.02, "ppl": 4.23},
+    ("e2e", "vae-cnn", "inputless"): {"nll": 82, "kl": 5.95, "ppl": 17.81},
+    ("e2e", "vmf-vae", "standard"): {"nll": 34, "kl": 7.63, "ppl": 3.29},
+    ("e2e", "vmf-vae", "inputless"): {"nll": 61, "kl": 19.58, "ppl": 8.52},
+    ("e2e", "hrvae", "standard"): {"nll": 20, "kl": 5.37, "ppl": 2.02},
+    ("e2e", "hrvae", "inputless"): {"nll": 38, "kl": 7.78, "ppl": 3.74},
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the reproduction: `dataset` (e2e, ptb), `preset`, `setting`, optional `variant` (VARIANTS)."""
+
+    dataset: str
+    preset: str
+    setting: str
+    variant: str | None = None
+
+    def __post_init__(self):
+        checks = (("dataset", DATASETS), ("preset", PRESETS), ("setting", SETTINGS))
+        for name, allowed in checks:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {list(allowed)}.")
+        if self.variant is not None and self.variant not in VARIANTS:
+            raise ValueError(f"Unknown variant {self.variant!r}; choose one of {list(VARIANTS)}.")
+
+    @property
+    def name(self) -> str:
+        return "-".join([self.dataset, self.preset, self.setting] + ([self.variant] if self.variant else []))
+
+    @classmethod
+    def parse(cls, name: str) -> "RunSpec":
+        """`e2e-hrvae-inputless`, `ptb-vae-lstm-base-standard`, `e2e-hrvae-inputless-word2vec`."""
+        for preset in sorted(PRESETS, key=len, reverse=True):
+            for setting in SETTINGS:
+                for dataset in DATASETS:
+                    stem = f"{dataset}-{preset}-{setting}"
+                    if name == stem:
+                        return cls(dataset, preset, setting)
+                    if name.startswith(stem + "-"):
+                        return cls(dataset, preset, setting, name[len(stem) + 1 :])
+        raise ValueError(f"Cannot parse run name {name!r}: expected {{dataset}}-{{preset}}-{{setting}}[-{{variant}}] "
+                         f"with dataset in {list(DATASETS)}, preset in {list(PRESETS)}, setting in {list(SETTINGS)}.")
+
+    def training_args(self, data_root, output_dir, extra=()) -> list[str]:
+        args = ["--dataset_name", str(Path(data_root) / DATASETS[self.dataset]), "--output_dir", str(output_dir),
+                "--preset", self.preset, "--setting", self.setting, "--group_by_length"]
+        return args + list(VARIANTS.get(self.variant, ())) + list(extra)
+
+    def evaluation_args(self, data_root, model_dir, output_file, iw_samples: int, extra=()) -> list[str]:
+        return ["--model_name_or_path", str(model_dir), "--dataset_name", str(Path(data_root) / DATASETS[self.dataset]),
+                "--split", "test", "--iw_samples", str(iw_samples), "--output_file", str(output_file), *extra]
+
+
+def device_description() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def downsample_curve(entries: list[dict], points: int = 300) -> dict:
+    """Means over consecutive windows of the per-step training log: at most `points` values per key
+    (`step` is each window's last step)."""
+    if not entries:
+        return {"step": [], "reconstruction": [], "kl_holistic": [], "kl_last": [], "window": 0}
+    window = max(1, math.ceil(len(entries) / points))
+    curve = {"step": [], "reconstruction": [], "kl_holistic": [], "kl_last": [], "window": window}
+    for start in range(0, len(entries), window):
+        chunk = entries[start : start + window]
+        curve["step"].append(chunk[-1]["step"])
+        for key in ("reconstruction", "kl_holistic", "kl_last"):
+            curve[key].append(round(sum(entry[key] for entry in chunk) / len(chunk), 4))
+    return curve
+
+
+def sample_indices(count: int, how_many: int = 5) -> list[int]:
+    """Evenly spaced sentence indices (fixed, so every system reconstructs the same sentences)."""
+    return [i * count // how_many for i in range(how_many)]
+
+
+@torch.no_grad()
+def qualitative_samples(model, tokenizer, texts: list[str], seed: int = 0, how_many: int = 5,
+                        max_new_tokens: int = 60) -> dict:
+    """Table 3-style reconstructions of `how_many` fixed sentences (greedy from the posterior mean, as the paper,
+    and from one posterior sample), greedy decodes of prior samples, and a linear interpolation between the
+    posterior means of the first reconstructed sentence and the middle one."""
+    model.eval()
+    indices = sample_indices(len(texts), how_many)
+    chosen = [texts[i] for i in indices]
+    batch = tokenizer(chosen, padding=True, return_tensors="pt").to(model.device)
+    decode = lambda ids: [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]  # noqa: E731
+    limit = {"max_new_tokens": max_new_tokens}
+    mean = decode(model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **limit))
+    torch.manual_seed(seed)
+    sampled = decode(model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                    sample_latent=True, **limit))
+    torch.manual_seed(seed)
+    prior = decode(model.generate(latent=model.sample_prior(how_many), **limit))
+    ends = [tokenizer(texts[i], return_tensors="pt")["input_ids"] for i in (indices[0], len(texts) // 2)]
+    interpolation = decode(model.interpolate(ends[0], ends[1], steps=5, **limit))
+    return {
+        "reconstructions": [{"index": i, "input": text, "posterior_mean": m, "posterior_sample": s}
+                            for i, text, m, s in zip(indices, chosen, mean, sampled)],
+        "prior_samples": prior,
+        "interpolation": {"from": texts[indices[0]], "to": texts[len(texts) // 2], "decodes": interpolation},
+    }
+
+
+def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_log_entries: list[dict],
+                 samples: dict | None = None, device: str | None = None, reproduce_command: str | None = None) -> dict:
+    """The `results/{name}.json` record: the evaluation JSON plus the run's provenance and curves."""
+    return {
+        "name": spec.name,
+        "dataset": spec.dataset,
+        "preset": spec.preset,
+        "setting": spec.setting,
+        "variant": spec.variant,
+        "command": train_results["command"],
+        "evaluation_command": eval_results.get("command"),
+        "reproduce_command": reproduce_command,
+        "device": device or device_description(),
+        "epochs": train_results["epochs"],
+        "best_epoch": train_results["best_epoch"],
+        "completed_steps": train_results["completed_steps"],
+        "training_wall_time_s": round(train_results["wall_time_s"], 1),
+        "evaluation_wall_time_s": eval_results["wall_time_s"],
+        "wall_time_s": round(train_results["wall_time_s"] + eval_results["wall_time_s"], 1),
+        **{key: eval_results[key] for key in ("split", "num_sentences", "num_tokens", "valid", "paper_protocol")},
+        "evaluation_arguments": eval_results.get("arguments"),
+        "validation_curve": [{key: v.get(key) for key in ("epoch", "step", "elbo_nll", "reconstruction", "kl",
+                                                          "kl_holistic", "train_seconds")}
+                             for v in train_results["validations"]],
+        "training_curve": downsample_curve(train_log_entries),
+        "samples": samples,
+    }
+
+
+def load_records(results_dir) -> list[dict]:
+    records = [json.loads(path.read_text()) for path in sorted(Path(results_dir).glob("*.json"))]
+    if not records:
+        raise FileNotFoundError(f"No result records (*.json) in {results_dir}.")
+    return records
+
+
+def _fmt(value, digits=2):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def table2_markdown(records: list[dict], dataset: str) -> str:
+    """Our test numbers beside the paper's, for one dataset: paper protocol first (comparable to Table 2), then
+    the valid metrics."""
+    rows = [r for r in records if r["dataset"] == dataset]
+    order = {name: i for i, name in enumerate(SYSTEM_NAMES)}
+    rows.sort(key=lambda r: (r["setting"] != "standard", order[r["preset"]], r["variant"] or ""))
+    lines = [
+        "| system | setting | epochs | paper NLL (KL) | paper PPL | ours, paper protocol: NLL (KL) | PPL | "
+        "ours, valid: ELBO-NLL | IW-NLL (k) | KL of used z | PPL (IW) | MI | AU | BLEU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        paper = PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {})
+        dagger = "†" if paper.get("prior") else ""
+        ours, valid = r["paper_protocol"] or {}, r["valid"]
+        name = SYSTEM_NAMES[r["preset"]] + (f" ({r['variant']})" if r["variant"] else "")
+        lines.append(
+            f"| {name} | {r['setting']} | {r['epochs']} | "
+            f"{paper.get('nll', '–')}{dagger} ({paper.get('kl', '–')}{dagger}) | {paper.get('ppl', '–')}{dagger} | "
+            f"{_fmt(ours.get('nll'))} ({_fmt(ours.get('kl'))}) | {_fmt(ours.get('ppl'))} | "
+            f"{_fmt(valid['elbo_nll'])} | {_fmt(valid.get('iw_nll'))} ({valid.get('iw_samples', '–')}) | "
+            f"{_fmt(valid['kl'])} | {_fmt(valid.get('ppl'))} | {_fmt(valid['mutual_info'], 3)} | "
+            f"{valid['active_units']} | {_fmt(valid.get('bleu'), 1)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def runs_markdown(records: list[dict]) -> str:
+    """Every run's exact commands, wall times, epochs and device."""
+    lines = []
+    for r in sorted(records, key=lambda r: r["name"]):
+        lines += [f"**{r['name']}** — {r['epochs']} epochs (best validation ELBO-NLL at epoch {r['best_epoch']}), "
+                  f"{r['completed_steps']} steps; training {r['training_wall_time_s'] / 60:.1f} min, test evaluation "
+                  f"{r['evaluation_wall_time_s'] / 60:.1f} min; {r['device']}.", "", "```bash", r["command"],
+                  r["evaluation_command"] or "(evaluation command not recorded)", "```", ""]
+    return "\n".join(lines)
+
+
+def samples_markdown(records: list[dict], dataset="e2e", setting="inputless") -> str:
+    """Table 3: the same five test sentences reconstructed by each system (greedy, posterior mean), plus prior
+    samples and an interpolation of HR-VAE."""
+    rows = [r for r in records if r["dataset"] == dataset and r["setting"] == setting and r.get("samples")
+            and not r["variant"]]
+    if not rows:
+        return "(no samples recorded)\n"
+    order = {name: i for i, name in enumerate(SYSTEM_NAMES)}
+    rows.sort(key=lambda r: order[r["preset"]])
+    lines = []
+    for k, item in enumerate(rows[0]["samples"]["reconstructions"]):
+        lines += [f"{k + 1}. input: *{item['input']}*"]
+        for r in rows:
+            lines.append(f"   - {SYSTEM_NAMES[r['preset']]}: {r['samples']['reconstructions'][k]['posterior_mean']}")
+    for r in rows:
+        samples = r["samples"]
+        lines += ["", f"{SYSTEM_NAMES[r['preset']]} — greedy decodes of 5 prior samples:", ""]
+        lines += [f"- {text}" for text in samples["prior_samples"]]
+        lines += ["", f"{SYSTEM_NAMES[r['preset']]} — interpolation (posterior means, linear, 5 points):", ""]
+        lines += [f"{i}. {text}" for i, text in enumerate(samples["interpolation"]["decodes"])]
+    return "\n".join(lines) + "\n"
+
+
+def merge_curve(curve: dict, min_steps: int = 100) -> dict:
+    """Merge consecutive points of a recorded curve (equal windows) until each covers >= `min_steps` steps: the
+    length-grouped batches make per-sentence losses a saw-tooth over each 50-batch mega-batch."""
+    window = max(1, curve["window"])
+    group = max(1, math.ceil(min_steps / window))
+    merged = {"window": window * group}
+    for key in ("step", "reconstruction", "kl_holistic", "kl_last"):
+        values = curve[key]
+        chunks = [values[i : i + group] for i in range(0, len(values), group)]
+        if len(chunks) > 1 and len(chunks[-1]) < group:  # a short last chunk: a few batches of one length
+            chunks.pop()
+        merged[key] = [chunk[-1] for chunk in chunks] if key == "step" else [sum(c) / len(c) for c in chunks]
+    return merged
+
+
+def plot_figure2(records: list[dict], png_path, dataset="e2e", setting="inputless") -> Path:
+    """Figure 2: reconstruction loss and KL over training steps of each system (training set, running window
+    means as recorded). Solid: the KL term trained on (holistic for HR-VAE); dashed: the KL of the used z."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in records if r["dataset"] == dataset and r["setting"] == setting and not r["variant"]]
+    if not rows:
+        raise ValueError(f"No {dataset} {setting} records to plot.")
+    order = {name: i for i, name in enumerate(SYSTEM_NAMES)}
+    rows.sort(key=lambda r: order[r["preset"]])
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for index, r in enumerate(rows):
+        curve, color, label = merge_curve(r["training_curve"]), f"C{index}", SYSTEM_NAMES[r["preset"]]
+        left.plot(curve["step"], curve["reconstruction"], color=color, label=label, linewidth=1.2)
+        right.plot(curve["step"], curve["kl_holistic"], color=color, label=label, linewidth=1.2)
+        if r["preset"] == "hrvae":
+            right.plot(curve["step"], curve["kl_last"], color=color, linestyle="--", linewidth=1,
+                       label="HR-VAE, KL of the used z")
+    left.set(xlabel="training step", ylabel="reconstruction loss (nats / sentence)")
+    right.set(xlabel="training step", ylabel="KL (nats / sentence, log scale)", yscale="log")
+    left.legend(frameon=False, fontsize=8)
+    right.legend(frameon=False, fontsize=8)
+    figure.suptitle(f"{dataset.upper()} {setting}: training curves (training set, means over >= 100 steps)")
+    figure.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png_path, dpi=80)
+    plt.close(figure)
+    return png_path
+
+
+__all__ = [
+    "RunSpec",
+    "PAPER_TABLE2",
+    "VARIANTS",
+    "device_description",
+    "downsample_curve",
+    "sample_indices",
+    "qualitative_samples",
+    "build_record",
+    "load_records",
+    "table2_markdown",
+    "runs_markdown",
+    "samples_markdown",
+    "plot_figure2",
+    "merge_curve",
+    "fill_markers",
+    "results_sections",
+]
+
+
+def fill_markers(text: str, sections: dict) -> str:
+    """Replace what lies between `<!-- BEGIN name -->` and `<!-- END name -->` with `sections[name]`; the hand-written
+    text around the markers stays. Every section must have its markers."""
+    import re
+
+    for name, body in sections.items():
+        pattern = re.compile(rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(<!-- END {re.escape(name)} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"The document has no <!-- BEGIN {name} --> ... <!-- END {name} --> markers.")
+        text = pattern.sub(lambda match: match.group(1) + body.rstrip("\n") + "\n" + match.group(2), text)
+    return text
+
+
+def results_sections(records: list[dict], figure_link: str) -> dict:
+    """The generated sections of docs/results.md."""
+    return {
+        "TABLE_E2E": table2_markdown(records, "e2e"),
+        "TABLE_PTB": table2_markdown(records, "ptb"),
+        "FIGURE2": f"![Figure 2: E2E inputless training curves]({figure_link})\n",
+        "SAMPLES": samples_markdown(records),
+        "RUNS": runs_markdown(records),
+    }
