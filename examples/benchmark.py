@@ -253,7 +253,7 @@ def markdown(results) -> str:
         lines.append(f"| {row['batches']} batches | {row['padding']:.1%} | {row['naive']['seconds_per_batch']:.3f} | "
                      f"{row['fused']['seconds_per_batch']:.3f} | {row['speedup']:.2f}x | "
                      f"{row['fused']['sentences_per_s']:.0f} | {row['fused']['tokens_per_s']:.0f} | "
-                     f"{row['fused']['utilisation']:.0%} |")
+                     f"{row['fused']['utilisation']:.1%} |")
     lines += ["", "| generation | batch 1 | batch 128 |", "|---|---|---|"]
     for new_tokens in (16, 64):
         cells = {g["batch"]: g["ms_per_token"] for g in results["generation"] if g["new_tokens"] == new_tokens}

@@ -82,8 +82,10 @@ def linear_recurrence(decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
     length = drive.shape[1]
     shift = 1
     while shift < length:
-        drive = torch.cat([drive[:, :shift], drive[:, shift:] + decay[:, shift:] * drive[:, :-shift]], dim=1)
-        decay = torch.cat([decay[:, :shift], decay[:, shift:] * decay[:, :-shift]], dim=1)
+        # positions t < shift have no partner t - shift: padding with 0 (drive) and 1 (decay) leaves them as they are
+        drive = drive + decay * F.pad(drive[:, :-shift], (0, 0, shift, 0))
+        if 2 * shift < length:  # the last round's decay is never used
+            decay = decay * F.pad(decay[:, :-shift], (0, 0, shift, 0), value=1.0)
         shift *= 2
     return drive
 
