@@ -216,7 +216,7 @@ def runs_markdown(records: list[dict]) -> str:
     """Every run's exact commands, wall times, epochs and device."""
     lines = []
     for r in sorted(records, key=lambda r: r["name"]):
-        lines += [f"**{r['name']}** — {r['epochs']} epochs (best validation ELBO-NLL at epoch {r['best_epoch']}), "
+        lines += [f"**{r['name']}** — {r['epochs']} epochs (best validation ELBO-NLL after epoch {r['best_epoch'] + 1}), "
                   f"{r['completed_steps']} steps; training {r['training_wall_time_s'] / 60:.1f} min, test evaluation "
                   f"{r['evaluation_wall_time_s'] / 60:.1f} min; {r['device']}.", "", "```bash", r["command"],
                   r["evaluation_command"] or "(evaluation command not recorded)", "```", ""]
