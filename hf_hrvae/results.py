@@ -164,8 +164,9 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         "training_wall_time_s": round(train_results["wall_time_s"], 1),
         "evaluation_wall_time_s": eval_results["wall_time_s"],
         "wall_time_s": round(train_results["wall_time_s"] + eval_results["wall_time_s"], 1),
-        **{key: eval_results[key] for key in ("split", "num_sentences", "num_tokens", "valid", "paper_protocol")},
-        "evaluation_arguments": eval_results.get("arguments"),
+        # the evaluation JSON of examples/evaluate.py (its wall time and command are the two above)
+        **{key: eval_results.get(key) for key in ("split", "num_sentences", "num_tokens", "valid", "paper_protocol",
+                                                  "num_processes", "arguments")},
         "validation_curve": [{key: v.get(key) for key in ("epoch", "step", "elbo_nll", "reconstruction", "kl",
                                                           "kl_holistic", "train_seconds")}
                              for v in train_results["validations"]],

@@ -130,6 +130,9 @@ def test_committed_records_have_the_issue_layout():
     expected = {f"e2e-{p}-{s}" for p in ("hrvae", "vae-lstm-base", "vae-cnn", "vmf-vae") for s in ("standard", "inputless")}
     assert expected <= names and "e2e-hrvae-inputless-word2vec" in names
     for record in records:
+        evaluation_layout = {"split", "num_sentences", "num_tokens", "valid", "paper_protocol", "wall_time_s",
+                             "num_processes", "arguments"}
+        assert evaluation_layout <= record.keys() and record["arguments"]["split"] == "test"
         assert record["split"] == "test" and record["command"] and record["evaluation_command"]
         assert record["epochs"] >= 1 and record["wall_time_s"] > 0 and record["device"]
         k = record["valid"]["iw_samples"]
