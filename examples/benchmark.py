@@ -42,6 +42,8 @@ class BenchmarkArguments:
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or cuda:N"})
     autocast: str = field(default="no", metadata={"choices": ["no", "bf16", "fp16"],
                                                   "help": "autocast of the training steps (both implementations)"})
+    compile: bool = field(default=False, metadata={"help": "time the fused model under torch.compile(dynamic=True) "
+                                                           "(the warm-up repetition includes the compilation)"})
     profile: bool = field(default=False, metadata={"help": "print torch.profiler's table of one fused training "
                                                            "step on a length-grouped batch, then stop"})
     output_json: str | None = None
@@ -176,7 +178,8 @@ def main():
         tokens = sum(int(b["attention_mask"].sum()) - b["input_ids"].shape[0] for b in batches)  # predicted
         real_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
         row = {"batches": "length-grouped" if grouped else "random", "padding": padding}
-        for name, make in (("fused", lambda m: m), ("naive", NaiveHRVAE)):
+        fused = (lambda m: torch.compile(m, dynamic=True)) if args.compile else (lambda m: m)
+        for name, make in (("fused", fused), ("naive", NaiveHRVAE)):
             copy_ = copy.deepcopy(model)
             runner = make(copy_)
             if name == "fused":
@@ -240,8 +243,10 @@ def main():
 def markdown(results) -> str:
     peak = results["sgemm_peak_gflops"]
     precision = results["arguments"]["autocast"]
+    compiled = " (fused model under torch.compile)" if results["arguments"].get("compile") else ""
     lines = [f"Machine: {results['machine']}, {results['threads']} threads, torch {results['torch']}; "
-             f"training steps in {'fp32' if precision == 'no' else precision + ' autocast'} (generation and "
+             f"training steps in {'fp32' if precision == 'no' else precision + ' autocast'}{compiled} "
+             f"(generation and "
              f"IW-NLL in fp32); measured matmul peak {peak:.0f} GFLOP/s fp32"
              + ("" if precision == "no" else f", {results['training_peak_gflops']:.0f} GFLOP/s {precision}")
              + f"; model FLOPs {results['training_flops_per_token'] / 1e6:.1f} "
