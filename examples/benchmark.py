@@ -152,11 +152,23 @@ def main():
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        step()
-        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        cuda = device.type == "cuda"
+        wall, _ = median_seconds(step, repeats=20, warmup=5, device=device)
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as profiler:
             step()
-        print(f"batch {tuple(batch['input_ids'].shape)}; sgemm peak {results['sgemm_peak_gflops']:.0f} GFLOP/s")
-        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+            if cuda:
+                torch.cuda.synchronize(device)
+        events = profiler.key_averages()
+        print(f"batch {tuple(batch['input_ids'].shape)}; sgemm peak {results['sgemm_peak_gflops']:.0f} GFLOP/s; "
+              f"one training step: {1000 * wall:.1f} ms (median of 20)")
+        if cuda:  # a launch-bound step shows far less kernel time than wall time
+            counted = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
+            launches = sum(e.count for e in events if e.key in counted)
+            syncs = sum(e.count for e in events if e.key == "cudaStreamSynchronize")
+            kernel_ms = sum(e.self_device_time_total for e in events if e.key.startswith("aten::")) / 1000
+            print(f"GPU kernel time of the aten operations: {kernel_ms:.1f} ms; {launches} kernel launches; "
+                  f"{syncs} stream synchronisations")
+        print(events.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=12))
         return
 
     # 1. correctness first: the naive loop computes the same loss
