@@ -44,6 +44,8 @@ class ReproduceArguments:
     parallel: int = 1
     train_extra: str = field(default="", metadata={"help": "more flags for examples/train.py, one string"})
     eval_extra: str = field(default="", metadata={"help": "more flags for examples/evaluate.py, one string"})
+    evaluate_only: bool = field(default=False, metadata={"help": "evaluate and record runs already trained in "
+                                                                 "--work_dir (e.g. after an evaluation failed)"})
     collect_only: bool = field(default=False, metadata={"help": "only (re)write the records of finished runs"})
 
 
@@ -81,12 +83,15 @@ def run_one(spec: RunSpec, args: ReproduceArguments, env: dict) -> str:
     run_dir = Path(args.work_dir) / spec.name
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
+    if args.evaluate_only and not (run_dir / "train_results.json").exists():
+        raise FileNotFoundError(f"--evaluate_only: {run_dir} holds no finished training (train_results.json).")
     if not args.collect_only:
-        train = ["--num_train_epochs", str(args.num_train_epochs), *shlex.split(args.train_extra)]
-        if args.max_train_minutes:
-            train += ["--max_train_minutes", str(args.max_train_minutes)]
-        run_logged([sys.executable, str(HERE / "train.py"), *spec.training_args(args.data_root, run_dir, train)],
-                   run_dir / "train.log", env)
+        if not args.evaluate_only:
+            train = ["--num_train_epochs", str(args.num_train_epochs), *shlex.split(args.train_extra)]
+            if args.max_train_minutes:
+                train += ["--max_train_minutes", str(args.max_train_minutes)]
+            run_logged([sys.executable, str(HERE / "train.py"), *spec.training_args(args.data_root, run_dir, train)],
+                       run_dir / "train.log", env)
         k = args.iw_samples if spec.preset == "hrvae" else (args.iw_samples_baselines or args.iw_samples)
         evaluation = spec.evaluation_args(args.data_root, run_dir, run_dir / "eval_test.json", k,
                                           ["--batch_size", str(args.eval_batch_size),

@@ -155,3 +155,16 @@ def test_reproduce_trains_evaluates_and_records_a_run(e2e_folder, tmp_path):
     assert "--preset hrvae --setting inputless" in record["command"]
     assert record["reproduce_command"].startswith("python examples/reproduce.py --runs e2e-hrvae-inputless")
     assert len(record["samples"]["reconstructions"]) == 5 and len(record["samples"]["prior_samples"]) == 5
+
+    # --evaluate_only evaluates the trained run again without training it again
+    trained = (tmp_path / "runs" / "e2e-hrvae-inputless" / "train_results.json").read_text()
+    again = command[: command.index("--iw_samples")] + ["--iw_samples", "2", "--evaluate_only", "--eval_extra",
+                                                         "--max_samples 12"]
+    result = subprocess.run(again, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "runs" / "e2e-hrvae-inputless" / "train_results.json").read_text() == trained
+    record = json.loads((tmp_path / "res" / "e2e-hrvae-inputless.json").read_text())
+    assert record["valid"]["iw_samples"] == 2 and "--evaluate_only" in record["reproduce_command"]
+    missing = [part if part != "e2e-hrvae-inputless" else "e2e-hrvae-standard" for part in again]
+    result = subprocess.run(missing, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0 and "holds no finished training" in result.stdout
