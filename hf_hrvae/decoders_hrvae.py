@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .recurrence_hrvae import lstm_layer, use_stepwise_lstm
+
 
 class FastDropout(nn.Dropout):
     """`nn.Dropout` with its mask drawn as `rand >= p`: the same distribution, about 3x faster on CPU than the
@@ -55,11 +57,34 @@ class HRVAEDecoder(nn.Module):
         return (hidden, cell), per_layer[-1]
 
     def forward(self, input_ids: torch.Tensor, state):
+        """`input_ids (B, T')`, state -> `logits (B, T', V)`, the state after the last step."""
         (lstm_state, condition) = state
         inputs = self.dropout(self.dec_embedding(input_ids))
-        inputs = torch.cat([inputs, condition.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)
-        outputs, lstm_state = self.lstm(inputs, lstm_state)
+        if use_stepwise_lstm(inputs):
+            outputs, lstm_state = self._stepwise_lstm(inputs, lstm_state, condition)
+        else:
+            inputs = torch.cat([inputs, condition.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)
+            outputs, lstm_state = self.lstm(inputs, lstm_state)
         return self.output_projection(outputs), (lstm_state, condition)
+
+    def _stepwise_lstm(self, inputs, lstm_state, condition):
+        """`self.lstm` on `[inputs; condition]` by [`lstm_layer`]: the condition's share of the first layer's gates
+        is computed once per sentence, not once per step. Same values as `self.lstm` (its dropout between layers
+        included, drawn by `self.dropout` with the same rate)."""
+        size = inputs.shape[-1]
+        weight_ih = self.lstm.weight_ih_l0
+        extra_gates = F.linear(condition, weight_ih[:, size:])
+        finals_h, finals_c = [], []
+        for layer in range(self.num_layers):
+            first = layer == 0
+            hidden, cell = lstm_layer(
+                self.lstm, inputs, layer, (lstm_state[0][layer], lstm_state[1][layer]),
+                extra_gates=extra_gates if first else None, input_columns=slice(0, size) if first else None,
+            )
+            finals_h.append(hidden[:, -1])
+            finals_c.append(cell[:, -1])
+            inputs = self.dropout(hidden) if layer + 1 < self.num_layers else hidden
+        return hidden, (torch.stack(finals_h), torch.stack(finals_c))
 
 
 class CausalConv1d(nn.Conv1d):

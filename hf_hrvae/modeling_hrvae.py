@@ -32,6 +32,7 @@ from .latent_hrvae import (
     vmf_pairwise_log_density,
     vmf_sample,
 )
+from .recurrence_hrvae import lstm_with_cell_states
 
 logger = logging.get_logger(__name__)
 
@@ -73,40 +74,6 @@ class HRVAEOutput(ModelOutput):
     latent: torch.FloatTensor | None = None
 
 
-def linear_recurrence(decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
-    """Solve `c_t = decay_t * c_{t-1} + drive_t` with `c_{-1} = 0` along dim 1 by a parallel (Hillis-Steele) scan.
-
-    `ceil(log2 T)` tensor steps instead of T Python steps; only products of values in (0, 1) and sums, so it is as
-    stable as the sequential loop. Shapes: `(B, T, H), (B, T, H) -> (B, T, H)`.
-    """
-    length = drive.shape[1]
-    shift = 1
-    while shift < length:
-        # positions t < shift have no partner t - shift: padding with 0 (drive) and 1 (decay) leaves them as they are
-        drive = drive + decay * F.pad(drive[:, :-shift], (0, 0, shift, 0))
-        if 2 * shift < length:  # the last round's decay is never used
-            decay = decay * F.pad(decay[:, :-shift], (0, 0, shift, 0), value=1.0)
-        shift *= 2
-    return drive
-
-
-def lstm_cell_states(lstm: nn.LSTM, inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-    """Recover every cell state c_t of a one-layer, zero-initialised `nn.LSTM` from its inputs and hidden states.
-
-    The fused LSTM returns only h_t for all t. The input, forget and cell gates of every step are recomputed at once
-    from (x_t, h_{t-1}); then `c_t = f_t * c_{t-1} + i_t * g_t` is a linear recurrence solved by
-    [`linear_recurrence`].
-    Shapes: `inputs (B, T, in)`, `hidden (B, T, H) -> (B, T, H)`.
-    """
-    previous = F.pad(hidden[:, :-1], (0, 0, 1, 0))  # h_{t-1}, with h_{-1} = 0
-    rows = 3 * lstm.hidden_size  # PyTorch's gate order is i, f, g, o: the output gate is not needed for c
-    gates = F.linear(inputs, lstm.weight_ih_l0[:rows], lstm.bias_ih_l0[:rows]) + F.linear(
-        previous, lstm.weight_hh_l0[:rows], lstm.bias_hh_l0[:rows]
-    )
-    input_gate, forget_gate, cell_gate = gates.chunk(3, dim=-1)
-    return linear_recurrence(torch.sigmoid(forget_gate), torch.sigmoid(input_gate) * torch.tanh(cell_gate))
-
-
 class HRVAEEncoder(nn.Module):
     """LSTM encoder; `[h_t; c_t]` of every layer at every step goes through two linear layers to the posterior."""
 
@@ -131,8 +98,8 @@ class HRVAEEncoder(nn.Module):
         inputs = self.dropout(self.enc_embedding(input_ids))
         states = []
         for index, lstm in enumerate(self.layers):
-            hidden, _ = lstm(inputs)
-            states += [hidden, lstm_cell_states(lstm, inputs, hidden)]
+            hidden, cell = lstm_with_cell_states(lstm, inputs)  # see recurrence_hrvae.py for the two exact paths
+            states += [hidden, cell]
             if index + 1 < len(self.layers):
                 inputs = self.dropout(hidden)  # as nn.LSTM(dropout=p): between layers, not after the last
         return torch.cat(states, dim=-1)
@@ -354,6 +321,11 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
 
     def decode(self, latent: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """Teacher-forced decoding of `input_ids (B, T)` from `latent (B, D)`: `logits (B, T - 1, V)`."""
+        if input_ids.shape[1] < 2:
+            raise ValueError(
+                f"Decoding needs at least 2 positions (<s> and a token to predict), got input_ids of shape "
+                f"{tuple(input_ids.shape)}: tokenize with the HR-VAE tokenizer, which adds <s> and </s>."
+            )
         logits, _ = self.decoder(self.decoder_inputs(input_ids[:, :-1]), self.decoder.initial_state(latent))
         return logits
 

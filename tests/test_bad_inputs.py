@@ -55,6 +55,7 @@ def test_attention_mask_is_inferred_from_padding(make_model, batch):
         (lambda ids, mask: dict(input_ids=ids.tolist()), "input_ids must be a LongTensor"),
         (lambda ids, mask: dict(input_ids=ids.float()), "must hold integer token ids"),
         (lambda ids, mask: dict(input_ids=ids[:, :0]), "input_ids is empty"),
+        (lambda ids, mask: dict(input_ids=ids[:, :1]), "Decoding needs at least 2 positions"),
         (lambda ids, mask: dict(input_ids=ids, attention_mask=mask[:, :-1]), "attention_mask has shape"),
         (lambda ids, mask: dict(input_ids=ids, attention_mask=mask, labels=ids[:, :-1]), "labels has shape"),
         (lambda ids, mask: dict(input_ids=ids + 10_000, attention_mask=mask), "the vocabulary has"),

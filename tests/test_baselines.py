@@ -252,5 +252,5 @@ def test_vmf_evaluation_is_valid_and_batch_size_invariant(tokenizer, sentences):
     valid = results[0]["valid"]
     assert valid["kl"] == pytest.approx(vmf_kl(6, 20.0)) and valid["iw_nll"] < valid["elbo_nll"]
     assert 0 <= valid["active_units"] <= 6 and valid["mutual_info"] <= math.log(12)
-    for name, value in valid.items():
-        assert results[1]["valid"][name] == pytest.approx(value, rel=1e-6), name
+    for name, value in valid.items():  # fp32 matrix products of other sizes round differently (~1e-7)
+        assert results[1]["valid"][name] == pytest.approx(value, rel=1e-5), name

@@ -82,10 +82,10 @@ def test_stops_at_eos_and_pads_finished_rows(make_model):
 
 @pytest.mark.parametrize("setting", ["standard", "inputless"])
 def test_cost_is_linear_in_length(make_model, setting):
-    """Each new token is one single-step LSTM call on the carried state: no re-run of the prefix."""
+    """Each new token is one single-step decoder call on the carried state: no re-run of the prefix."""
     model = make_model(setting=setting).eval()
     seen = []
-    handle = model.decoder.lstm.register_forward_hook(lambda module, args, output: seen.append(args[0].shape[1]))
+    handle = model.decoder.register_forward_hook(lambda module, args, output: seen.append(args[0].shape[1]))
     latent = torch.randn(2, model.config.latent_dim)
     totals = {}
     for new_tokens in (8, 32):

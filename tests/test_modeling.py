@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from hf_hrvae.modeling_hrvae import linear_recurrence
+from hf_hrvae.recurrence_hrvae import linear_recurrence
 
 
 def per_step_reference(model, input_ids):

@@ -25,7 +25,9 @@ def test_round_trip_gives_identical_tensors_and_logits(make_model, tokenizer, ba
     for name in original:  # transformers 5 renames some keys on load: every tensor must come back
         assert torch.equal(original[name], reloaded[name]), name
     assert set(load_file(tmp_path / "model.safetensors")) == set(original)
-    assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+    # Every tensor is equal (above); the logits only to rounding: on the CPU, MKL's matrix products round
+    # differently with the memory alignment of the weights, and loaded weights need not be aligned like new ones.
+    torch.testing.assert_close(model(**batch).logits, loaded(**batch).logits, atol=1e-6, rtol=0)
     assert AutoTokenizer.from_pretrained(tmp_path).get_vocab() == tokenizer.get_vocab()
 
 
@@ -74,7 +76,7 @@ def test_trust_remote_code_loads_without_hf_hrvae(make_model, tokenizer, tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     remote = torch.load(tmp_path / "out.pt")
     batch = tokenizer(["blue spice is a coffee shop ."], return_tensors="pt")
-    assert torch.equal(remote["logits"], model(**batch).logits)
+    torch.testing.assert_close(remote["logits"], model(**batch).logits, atol=1e-6, rtol=0)  # see above
     assert torch.equal(remote["ids"], model.generate(**batch, max_new_tokens=6))
 
 

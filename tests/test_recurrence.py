@@ -1,0 +1,120 @@
+"""The two exact ways of running the LSTMs (recurrence_hrvae.py): the stepwise recurrence that keeps every c_t, and
+the library LSTM with the cell states recovered by a parallel scan. Same values, same gradients."""
+
+import pytest
+import torch
+from torch import nn
+
+from hf_hrvae import recurrence_hrvae
+from hf_hrvae.recurrence_hrvae import LSTMRecurrence, lstm_layer, use_stepwise_lstm
+
+
+def explicit_lstm(lstm, layer, inputs, h, c):
+    """The LSTM equations one step at a time, independent of the code under test: every h_t and c_t."""
+    w_ih, w_hh = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")
+    bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
+    hs, cs = [], []
+    for t in range(inputs.shape[1]):
+        i, f, g, o = (inputs[:, t] @ w_ih.T + h @ w_hh.T + bias).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return torch.stack(hs, 1), torch.stack(cs, 1)
+
+
+def test_recurrence_gradients_pass_gradcheck():
+    torch.manual_seed(0)
+    batch, length, size = 2, 5, 3
+    args = [torch.randn(batch, length, 4 * size, dtype=torch.float64, requires_grad=True),
+            torch.randn(4 * size, size, dtype=torch.float64, requires_grad=True),
+            torch.randn(batch, size, dtype=torch.float64, requires_grad=True),
+            torch.randn(batch, size, dtype=torch.float64, requires_grad=True)]
+    assert torch.autograd.gradcheck(LSTMRecurrence.apply, args)
+
+
+@pytest.mark.parametrize("length", [1, 2, 7])
+def test_lstm_layer_equals_explicit_equations_with_an_initial_state(length):
+    torch.manual_seed(1)
+    lstm = nn.LSTM(6, 5, num_layers=2, batch_first=True)
+    inputs = torch.randn(3, length, 5)
+    h0, c0 = torch.randn(3, 5, requires_grad=True), torch.randn(3, 5, requires_grad=True)
+    hidden, cell = lstm_layer(lstm, inputs, layer=1, state=(h0, c0))
+    hidden_ref, cell_ref = explicit_lstm(lstm, 1, inputs, h0, c0)
+    torch.testing.assert_close(hidden, hidden_ref)
+    torch.testing.assert_close(cell, cell_ref)
+    with torch.no_grad():  # inference keeps no activations: the same numbers (to rounding)
+        inference = lstm_layer(lstm, inputs, layer=1, state=(h0, c0))
+    torch.testing.assert_close(inference, (hidden_ref, cell_ref))
+    weights = torch.randn_like(hidden), torch.randn_like(cell)
+    wrt = [h0, c0, lstm.weight_ih_l1, lstm.weight_hh_l1, lstm.bias_ih_l1, lstm.bias_hh_l1]
+    grads = torch.autograd.grad((hidden * weights[0]).sum() + (cell * weights[1]).sum(), wrt)
+    grads_ref = torch.autograd.grad((hidden_ref * weights[0]).sum() + (cell_ref * weights[1]).sum(), wrt)
+    for grad, grad_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(grad, grad_ref)
+
+
+def test_constant_input_columns_added_once_per_sentence():
+    torch.manual_seed(2)
+    lstm = nn.LSTM(4 + 3, 5, batch_first=True)
+    words, condition = torch.randn(2, 6, 4), torch.randn(2, 3)
+    extra = condition @ lstm.weight_ih_l0[:, 4:].T
+    hidden, cell = lstm_layer(lstm, words, extra_gates=extra, input_columns=slice(0, 4))
+    expected, _ = lstm(torch.cat([words, condition.unsqueeze(1).expand(-1, 6, -1)], dim=-1))
+    torch.testing.assert_close(hidden, expected)
+
+
+def test_policy_stepwise_on_cpu_library_under_autocast_and_forcible(monkeypatch):
+    x = torch.zeros(2, 3)
+    assert use_stepwise_lstm(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not use_stepwise_lstm(x)
+    monkeypatch.setattr(recurrence_hrvae, "FORCE_STEPWISE", False)
+    assert not use_stepwise_lstm(x)
+
+
+def run_both_paths(monkeypatch, model, batch):
+    """Loss and every gradient of `model` on `batch`, by the stepwise and by the library path (same seed)."""
+    results = []
+    for stepwise in (True, False):
+        monkeypatch.setattr(recurrence_hrvae, "FORCE_STEPWISE", stepwise)
+        model.zero_grad()
+        torch.manual_seed(3)
+        out = model(**batch, labels=batch["input_ids"])
+        out.loss.backward()
+        results.append((out, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}))
+    return results
+
+
+def assert_paths_agree(monkeypatch, model, batch):
+    (stepwise, grads), (library, grads_ref) = run_both_paths(monkeypatch, model, batch)
+    torch.testing.assert_close(stepwise.logits, library.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(stepwise.loss, library.loss)
+    assert grads.keys() == grads_ref.keys() and len(grads) == len(list(model.parameters()))
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ref[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+@pytest.mark.parametrize("preset", ["hrvae", "vae-lstm-base"])
+def test_stepwise_and_library_paths_agree(monkeypatch, make_model, batch, setting, preset):
+    baseline = {} if preset == "hrvae" else {"kl_regularisation": "last", "latent_size": 6}
+    model = make_model(setting=setting, num_layers=3, **baseline)
+    assert_paths_agree(monkeypatch, model.eval(), batch)  # z = mu, no dropout
+    for module in model.modules():  # dropout off: the two paths draw their dropout masks differently
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        elif isinstance(module, nn.LSTM):
+            module.dropout = 0.0
+    assert_paths_agree(monkeypatch, model.train(), batch)  # a sampled z, the same under one seed
+
+
+def test_stepwise_decoder_drops_out_between_its_layers_in_training(monkeypatch, make_model, batch):
+    model = make_model(num_layers=3)
+    calls = []
+    model.decoder.dropout.register_forward_hook(lambda module, args, out: calls.append(module.training))
+    monkeypatch.setattr(recurrence_hrvae, "FORCE_STEPWISE", True)
+    model.train()(**batch)
+    assert calls == [True] * 3  # the embeddings, then after layers 1 and 2 (as nn.LSTM(dropout=p)), not after 3
+    model.eval()(**batch)
+    assert calls[3:] == [False] * 3
