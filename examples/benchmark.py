@@ -10,6 +10,7 @@ FLOP counting, timing and the sgemm peak live in `hf_hrvae/benchmarking.py`; the
 import copy
 import json
 import platform
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,11 +18,13 @@ import torch
 from torch import nn
 from transformers import HfArgumentParser, LogitsProcessorList, SuppressTokensLogitsProcessor
 
-from hf_hrvae import HRVAEConfig, HRVAEModel
+from hf_hrvae import HRVAEConfig, HRVAEModel, recurrence_hrvae
 from hf_hrvae.benchmarking import (
     decoding_flops_per_token,
+    interleaved_seconds,
     median_seconds,
     peak_device_memory_mb,
+    paired_ratio,
     peak_rss_mb,
     sgemm_peak_gflops,
     training_flops_per_token,
@@ -44,6 +47,10 @@ class BenchmarkArguments:
                                                   "help": "autocast of the training steps (both implementations)"})
     compile: bool = field(default=False, metadata={"help": "time the fused model under torch.compile(dynamic=True) "
                                                            "(the warm-up repetition includes the compilation)"})
+    lstm_path: str = field(default="auto", metadata={
+        "choices": ["auto", "stepwise", "library"],
+        "help": "how the fused model runs its LSTMs (hf_hrvae/recurrence_hrvae.py): auto (stepwise on the CPU without "
+                "autocast, library otherwise), or forced"})
     profile: bool = field(default=False, metadata={"help": "print torch.profiler's table of one fused training "
                                                            "step on a length-grouped batch, then stop"})
     output_json: str | None = None
@@ -101,7 +108,8 @@ def make_batches(tokenizer, texts, batch_size, count, grouped, seed, device="cpu
     return batches, padding_fraction(lengths, batch_size, order)
 
 
-def time_training(model, step_fn, batches, repeats, autocast="no", device="cpu"):
+def training_run(model, step_fn, batches, autocast="no"):
+    """What one timing measures: forward + backward + fused Adam step on every batch."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast)
 
@@ -113,12 +121,13 @@ def time_training(model, step_fn, batches, repeats, autocast="no", device="cpu")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-    return median_seconds(run, repeats=repeats, warmup=1, device=device)[0]
+    return run
 
 
 def main():
     (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
     torch.manual_seed(args.seed)
+    recurrence_hrvae.FORCE_STEPWISE = {"auto": None, "stepwise": True, "library": False}[args.lstm_path]
     import csv
 
     path = Path(args.data_folder) / "train.csv"
@@ -131,12 +140,15 @@ def main():
     device = torch.device(args.device)
     model = HRVAEModel(config).to(device).train()
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.autocast)
     results = {"machine": machine, "device": str(device), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "arguments": asdict(args), "vocab_size": len(tokenizer)}
     results["sgemm_peak_gflops"] = sgemm_peak_gflops(device=device)
+    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        stepwise = recurrence_hrvae.use_stepwise_lstm(torch.zeros(1, device=device))
+    results["lstm_path"] = "stepwise" if stepwise else "library"  # of the training steps
     if device.type == "cuda":
         results["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.autocast)
     # utilisation of the training steps is relative to the peak of the precision they run in
     results["training_peak_gflops"] = sgemm_peak_gflops(dtype=autocast_dtype, device=device) if autocast_dtype else results["sgemm_peak_gflops"]
 
@@ -191,6 +203,7 @@ def main():
         real_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
         row = {"batches": "length-grouped" if grouped else "random", "padding": padding}
         fused = (lambda m: torch.compile(m, dynamic=True)) if args.compile else (lambda m: m)
+        runs = {}
         for name, make in (("fused", fused), ("naive", NaiveHRVAE)):
             copy_ = copy.deepcopy(model)
             runner = make(copy_)
@@ -198,12 +211,16 @@ def main():
                 step = lambda b, m=runner: m(**b, labels=b["input_ids"]).loss  # noqa: E731
             else:
                 step = lambda b, m=runner: m(b["input_ids"], b["attention_mask"])  # noqa: E731
-            seconds = time_training(copy_, step, batches, args.repeats, args.autocast, device)
+            runs[name] = training_run(copy_, step, batches, args.autocast)
+        # alternating fused and naive, so that the machine's drifting speed hits both alike
+        times = interleaved_seconds(runs, repeats=args.repeats, warmup=1, device=device)
+        for name in runs:
+            seconds = statistics.median(times[name])
             row[name] = {"seconds_per_batch": seconds / len(batches), "sentences_per_s": sentences / seconds,
                          "tokens_per_s": real_tokens / seconds, "predicted_tokens_per_s": tokens / seconds,
-                         "gflops": flops_per_token * real_tokens / seconds / 1e9}
+                         "gflops": flops_per_token * real_tokens / seconds / 1e9, "seconds": times[name]}
             row[name]["utilisation"] = row[name]["gflops"] / results["training_peak_gflops"]
-        row["speedup"] = row["naive"]["seconds_per_batch"] / row["fused"]["seconds_per_batch"]
+        row["speedup"] = paired_ratio(times["naive"], times["fused"])  # median of the rounds' ratios
         results["training"].append(row)
     results["training_flops_per_token"] = flops_per_token
     results["peak_rss_mb_after_training"] = peak_rss_mb()
@@ -257,7 +274,8 @@ def markdown(results) -> str:
     precision = results["arguments"]["autocast"]
     compiled = " (fused model under torch.compile)" if results["arguments"].get("compile") else ""
     lines = [f"Machine: {results['machine']}, {results['threads']} threads, torch {results['torch']}; "
-             f"training steps in {'fp32' if precision == 'no' else precision + ' autocast'}{compiled} "
+             f"training steps in {'fp32' if precision == 'no' else precision + ' autocast'}{compiled}, "
+             f"{results.get('lstm_path', 'library')} LSTMs "
              f"(generation and "
              f"IW-NLL in fp32); measured matmul peak {peak:.0f} GFLOP/s fp32"
              + ("" if precision == "no" else f", {results['training_peak_gflops']:.0f} GFLOP/s {precision}")

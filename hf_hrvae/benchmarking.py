@@ -72,6 +72,37 @@ def median_seconds(function, repeats: int = 5, warmup: int = 1, device="cpu") ->
     return statistics.median(times), times
 
 
+def interleaved_seconds(functions: dict, repeats: int = 5, warmup: int = 1, device="cpu") -> dict[str, list[float]]:
+    """Wall times of several functions run in alternation (round r runs each once, in the given order), `repeats`
+    rounds after `warmup` rounds: `{name: [seconds of round 1, ...]}`.
+
+    On a machine whose speed drifts (a shared host, a CPU that throttles) timing one function after the other
+    biases their ratio; alternating them lets every round see the same conditions, so that the ratio of two
+    functions' times in one round is a paired measurement ([`paired_ratio`]).
+    """
+    synchronize = synchronizer(device)
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            synchronize()
+            start = time.perf_counter()
+            function()
+            synchronize()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of `numerator[r] / denominator[r]` (times from [`interleaved_seconds`])."""
+    if len(numerator) != len(denominator) or not numerator:
+        raise ValueError(f"paired_ratio needs two lists of the same non-zero length, got {len(numerator)} and "
+                         f"{len(denominator)}.")
+    return statistics.median(n / d for n, d in zip(numerator, denominator))
+
+
 def sgemm_peak_gflops(size: int | None = None, repeats: int = 10, dtype=torch.float32, device="cpu") -> float:
     """Measured matmul throughput (GFLOP/s) on `(4 size, size) @ (size, size)` in `dtype` (fp32 by default: the
     sgemm peak; on CUDA with TF32 as `torch.backends.cuda.matmul.allow_tf32` says). `size`: 1024 on the CPU, 8192
@@ -99,6 +130,8 @@ __all__ = [
     "training_flops_per_token",
     "decoding_flops_per_token",
     "median_seconds",
+    "interleaved_seconds",
+    "paired_ratio",
     "sgemm_peak_gflops",
     "peak_rss_mb",
     "peak_device_memory_mb",

@@ -1,5 +1,13 @@
+import pytest
+
 from hf_hrvae import HRVAEConfig
-from hf_hrvae.benchmarking import decoding_flops_per_token, forward_flops_per_token, training_flops_per_token
+from hf_hrvae.benchmarking import (
+    decoding_flops_per_token,
+    forward_flops_per_token,
+    interleaved_seconds,
+    paired_ratio,
+    training_flops_per_token,
+)
 
 
 def test_flops_per_token_of_the_papers_model():
@@ -18,3 +26,15 @@ def test_heads_are_per_sentence_without_holistic_kl():
     assert forward_flops_per_token(HRVAEConfig.from_preset("vae-lstm-base"))["heads"] == 0
     cnn = forward_flops_per_token(HRVAEConfig.from_preset("vae-cnn", vocab_size=100))
     assert cnn["decoder"] == 2 * (512 + 32) * 256 + 3 * 2 * 3 * 256 * 256
+
+
+def test_interleaved_timing_alternates_and_pairs_the_rounds():
+    calls = []
+    times = interleaved_seconds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three timed rounds, each running a then b
+    assert set(times) == {"a", "b"} and len(times["a"]) == len(times["b"]) == 3
+    # the median of the per-round ratios, not the ratio of the medians
+    assert paired_ratio([2.0, 9.0, 3.0], [1.0, 3.0, 1.0]) == 3.0
+    assert paired_ratio([2.0, 9.0, 30.0], [1.0, 10.0, 1.0]) == 2.0
+    with pytest.raises(ValueError, match="the same non-zero length"):
+        paired_ratio([1.0], [1.0, 2.0])
