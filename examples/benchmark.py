@@ -51,6 +51,9 @@ class BenchmarkArguments:
         "choices": ["auto", "stepwise", "library"],
         "help": "how the fused model runs its LSTMs (hf_hrvae/recurrence_hrvae.py): auto (stepwise on the CPU without "
                 "autocast, library otherwise), or forced"})
+    compare_paths: bool = field(default=False, metadata={
+        "help": "also time the fused model with the library LSTM path in the same alternating rounds (the paired "
+                "gain of the stepwise path)"})
     profile: bool = field(default=False, metadata={"help": "print torch.profiler's table of one fused training "
                                                            "step on a length-grouped batch, then stop"})
     output_json: str | None = None
@@ -60,7 +63,7 @@ class BenchmarkArguments:
 class NaiveHRVAE(nn.Module):
     """The same maths as HRVAEModel with the same weights, written as the paper describes it and the authors' code
     runs it: a Python loop over time steps in the encoder (every layer's [h_t; c_t] from per-step LSTM calls) and in
-    the decoder (one step at a time)."""
+    the decoder (one step at a time; a single step runs `nn.LSTM`, whatever path the fused model takes)."""
 
     def __init__(self, model: HRVAEModel):
         super().__init__()
@@ -122,6 +125,19 @@ def training_run(model, step_fn, batches, autocast="no"):
             optimizer.zero_grad(set_to_none=True)
 
     return run
+
+
+def with_lstm_path(run, stepwise: bool):
+    """`run` with the LSTM path forced while it runs."""
+
+    def forced():
+        saved, recurrence_hrvae.FORCE_STEPWISE = recurrence_hrvae.FORCE_STEPWISE, stepwise
+        try:
+            run()
+        finally:
+            recurrence_hrvae.FORCE_STEPWISE = saved
+
+    return forced
 
 
 def main():
@@ -204,14 +220,19 @@ def main():
         row = {"batches": "length-grouped" if grouped else "random", "padding": padding}
         fused = (lambda m: torch.compile(m, dynamic=True)) if args.compile else (lambda m: m)
         runs = {}
-        for name, make in (("fused", fused), ("naive", NaiveHRVAE)):
+        implementations = [("fused", fused), ("naive", NaiveHRVAE)]
+        if args.compare_paths:
+            implementations.append(("fused_library", fused))
+        for name, make in implementations:
             copy_ = copy.deepcopy(model)
             runner = make(copy_)
-            if name == "fused":
-                step = lambda b, m=runner: m(**b, labels=b["input_ids"]).loss  # noqa: E731
-            else:
+            if name == "naive":
                 step = lambda b, m=runner: m(b["input_ids"], b["attention_mask"])  # noqa: E731
+            else:
+                step = lambda b, m=runner: m(**b, labels=b["input_ids"]).loss  # noqa: E731
             runs[name] = training_run(copy_, step, batches, args.autocast)
+            if name == "fused_library":
+                runs[name] = with_lstm_path(runs[name], stepwise=False)
         # alternating fused and naive, so that the machine's drifting speed hits both alike
         times = interleaved_seconds(runs, repeats=args.repeats, warmup=1, device=device)
         for name in runs:
@@ -221,6 +242,8 @@ def main():
                          "gflops": flops_per_token * real_tokens / seconds / 1e9, "seconds": times[name]}
             row[name]["utilisation"] = row[name]["gflops"] / results["training_peak_gflops"]
         row["speedup"] = paired_ratio(times["naive"], times["fused"])  # median of the rounds' ratios
+        if args.compare_paths:
+            row["library_over_fused"] = paired_ratio(times["fused_library"], times["fused"])
         results["training"].append(row)
     results["training_flops_per_token"] = flops_per_token
     results["peak_rss_mb_after_training"] = peak_rss_mb()
@@ -289,6 +312,11 @@ def markdown(results) -> str:
                      f"{row['fused']['seconds_per_batch']:.3f} | {row['speedup']:.2f}x | "
                      f"{row['fused']['sentences_per_s']:.0f} | {row['fused']['tokens_per_s']:.0f} | "
                      f"{row['fused']['utilisation']:.1%} |")
+    for row in results["training"]:
+        if "library_over_fused" in row:
+            lines.append(f"\n{row['batches'].capitalize()} batches, fused model with the library LSTM path in the same "
+                         f"rounds: {row['fused_library']['seconds_per_batch']:.3f} s/batch, "
+                         f"{row['library_over_fused']:.2f}x the time of the {results['lstm_path']} path.")
     lines += ["", "| generation | batch 1 | batch 128 |", "|---|---|---|"]
     for new_tokens in (16, 64):
         cells = {g["batch"]: g["ms_per_token"] for g in results["generation"] if g["new_tokens"] == new_tokens}

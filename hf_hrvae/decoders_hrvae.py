@@ -60,7 +60,8 @@ class HRVAEDecoder(nn.Module):
         """`input_ids (B, T')`, state -> `logits (B, T', V)`, the state after the last step."""
         (lstm_state, condition) = state
         inputs = self.dropout(self.dec_embedding(input_ids))
-        if use_stepwise_lstm(inputs):
+        # One step (generation) has no sequence to share z's gates over: nn.LSTM's single fused call is faster.
+        if inputs.shape[1] > 1 and use_stepwise_lstm(inputs):
             outputs, lstm_state = self._stepwise_lstm(inputs, lstm_state, condition)
         else:
             inputs = torch.cat([inputs, condition.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)

@@ -4,6 +4,7 @@ the library LSTM with the cell states recovered by a parallel scan. Same values,
 import pytest
 import torch
 from torch import nn
+from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
 from hf_hrvae import recurrence_hrvae
 from hf_hrvae.recurrence_hrvae import LSTMRecurrence, lstm_layer, use_stepwise_lstm
@@ -118,3 +119,14 @@ def test_stepwise_decoder_drops_out_between_its_layers_in_training(monkeypatch, 
     assert calls == [True] * 3  # the embeddings, then after layers 1 and 2 (as nn.LSTM(dropout=p)), not after 3
     model.eval()(**batch)
     assert calls[3:] == [False] * 3
+
+
+def test_single_decoder_steps_use_the_library_lstm(make_model):
+    model = make_model().eval()
+    steps = []
+    model.decoder.lstm.register_forward_hook(lambda module, args, out: steps.append(args[0].shape[1]))
+    never_end = LogitsProcessorList([SuppressTokensLogitsProcessor([model.config.eos_token_id])])
+    model.generate(latent=torch.randn(2, model.config.latent_dim), max_new_tokens=4, logits_processor=never_end)
+    assert steps == [1] * 4  # generation: one nn.LSTM call per token; teacher forcing on the CPU: none
+    model(input_ids=torch.tensor([[2, 5, 6, 3]]))
+    assert steps == [1] * 4
