@@ -121,12 +121,15 @@ def test_stepwise_decoder_drops_out_between_its_layers_in_training(monkeypatch, 
     assert calls[3:] == [False] * 3
 
 
-def test_single_decoder_steps_use_the_library_lstm(make_model):
+def test_decoder_runs_nn_lstm_for_single_steps_and_without_gradients(make_model, batch):
     model = make_model().eval()
     steps = []
     model.decoder.lstm.register_forward_hook(lambda module, args, out: steps.append(args[0].shape[1]))
     never_end = LogitsProcessorList([SuppressTokensLogitsProcessor([model.config.eos_token_id])])
     model.generate(latent=torch.randn(2, model.config.latent_dim), max_new_tokens=4, logits_processor=never_end)
-    assert steps == [1] * 4  # generation: one nn.LSTM call per token; teacher forcing on the CPU: none
-    model(input_ids=torch.tensor([[2, 5, 6, 3]]))
+    assert steps == [1] * 4  # generation: one nn.LSTM call per token
+    model(**batch)  # teacher forcing with gradients: the stepwise path
     assert steps == [1] * 4
+    with torch.no_grad():  # evaluation: nn.LSTM over the whole sequence
+        model(**batch)
+    assert steps == [1] * 4 + [batch["input_ids"].shape[1] - 1]
