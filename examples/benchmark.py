@@ -28,6 +28,7 @@ from hf_hrvae.benchmarking import (
     peak_rss_mb,
     sgemm_peak_gflops,
     training_flops_per_token,
+    with_lstm_path,
 )
 from hf_hrvae.data import EpochSampler, padding_fraction, tokenizer_for
 
@@ -125,19 +126,6 @@ def training_run(model, step_fn, batches, autocast="no"):
             optimizer.zero_grad(set_to_none=True)
 
     return run
-
-
-def with_lstm_path(run, stepwise: bool):
-    """`run` with the LSTM path forced while it runs."""
-
-    def forced():
-        saved, recurrence_hrvae.FORCE_STEPWISE = recurrence_hrvae.FORCE_STEPWISE, stepwise
-        try:
-            run()
-        finally:
-            recurrence_hrvae.FORCE_STEPWISE = saved
-
-    return forced
 
 
 def main():

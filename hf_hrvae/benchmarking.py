@@ -6,6 +6,8 @@ import time
 
 import torch
 
+from .recurrence_hrvae import forced_lstm_path
+
 
 def matmul_flops(rows: int, inner: int, cols: int) -> int:
     return 2 * rows * inner * cols
@@ -103,6 +105,16 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerator, denominator))
 
 
+def with_lstm_path(function, stepwise: bool):
+    """`function` wrapped to run with the LSTM path forced (`recurrence_hrvae.forced_lstm_path`)."""
+
+    def forced():
+        with forced_lstm_path(stepwise):
+            return function()
+
+    return forced
+
+
 def sgemm_peak_gflops(size: int | None = None, repeats: int = 10, dtype=torch.float32, device="cpu") -> float:
     """Measured matmul throughput (GFLOP/s) on `(4 size, size) @ (size, size)` in `dtype` (fp32 by default: the
     sgemm peak; on CUDA with TF32 as `torch.backends.cuda.matmul.allow_tf32` says). `size`: 1024 on the CPU, 8192
@@ -132,6 +144,7 @@ __all__ = [
     "median_seconds",
     "interleaved_seconds",
     "paired_ratio",
+    "with_lstm_path",
     "sgemm_peak_gflops",
     "peak_rss_mb",
     "peak_device_memory_mb",

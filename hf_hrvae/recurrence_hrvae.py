@@ -6,17 +6,20 @@ all t and c only for the last step). Two exact ways to get it:
 - **library** (cuDNN on a GPU, oneDNN under CPU autocast): the fused `nn.LSTM`, then every c_t recovered from its
   inputs and outputs by recomputing the i, f, g gates at once and solving `c_t = f_t c_{t-1} + i_t g_t` with a
   parallel scan ([`lstm_cell_states`]). Few, large operations: what a GPU, bound by launching kernels, needs.
-- **stepwise** (fp32 / bf16 weights on the CPU): [`lstm_layer`], whose autograd function keeps c_t as it runs
+- **stepwise** (on the CPU without autocast): [`lstm_layer`], whose autograd function keeps c_t as it runs
   the recurrence: the input projections of all steps and the weight gradients are single large matrix products
   and only the recurrent `h_{t-1} W_hh` products and the element-wise cell maths go step by step. No gate is
   computed twice, and the decoder's first layer can add the part of its input that does not change over time
   (z) once per sentence instead of once per token. On a CPU, where each operation is cheap to launch and the
-  arithmetic is the cost, this does less work than the library path.
+  arithmetic is the cost, this does less work than the library path. (The decoder takes it only in training;
+  see `HRVAEDecoder.forward`.)
 
 [`use_stepwise_lstm`] decides; both paths give the same values and gradients (`tests/test_recurrence.py`).
 Only torch here (the file travels with saved models for `trust_remote_code`).
 Shapes: B = batch, T = steps, H = hidden size, `I` = input size.
 """
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +33,25 @@ FORCE_STEPWISE: bool | None = None
 def use_stepwise_lstm(inputs: torch.Tensor) -> bool:
     """Whether [`lstm_layer`] (stepwise) should run instead of the fused library LSTM: on the CPU without autocast.
 
-    On CUDA the fused cuDNN LSTM with the parallel-scan recovery issues far fewer kernel launches; under CPU
-    autocast oneDNN's bf16 LSTM is faster than a stepwise recurrence kept in the autocast precision rules.
+    On CUDA the fused cuDNN LSTM with the parallel-scan recovery issues far fewer kernel launches. Under CPU
+    autocast the library path keeps oneDNN's bf16 LSTM, the one measured and tested for bf16 training (the
+    stepwise path under autocast is not).
     """
     if FORCE_STEPWISE is not None:
         return FORCE_STEPWISE
     return inputs.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+
+
+@contextlib.contextmanager
+def forced_lstm_path(stepwise: bool | None):
+    """Inside the block, run the stepwise (`True`) or the library (`False`) path wherever
+    [`use_stepwise_lstm`] decides; `None` restores the automatic choice. Not thread-safe (a module setting)."""
+    global FORCE_STEPWISE
+    saved, FORCE_STEPWISE = FORCE_STEPWISE, stepwise
+    try:
+        yield
+    finally:
+        FORCE_STEPWISE = saved
 
 
 def linear_recurrence(decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
@@ -185,6 +201,12 @@ def lstm_layer(
         input_columns: the columns of `weight_ih` that `inputs` multiplies (all by default).
     Returns: `hidden, cell`, each `(B, T, H)`.
     """
+    if lstm.bidirectional or lstm.proj_size or not lstm.batch_first or not lstm.bias:
+        raise ValueError(
+            f"lstm_layer runs one-directional, batch_first nn.LSTMs with biases and without projections, got {lstm} "
+            f"(bidirectional={lstm.bidirectional}, proj_size={lstm.proj_size}, batch_first={lstm.batch_first}, "
+            f"bias={lstm.bias})."
+        )
     weight_ih = getattr(lstm, f"weight_ih_l{layer}")
     if input_columns is not None:
         weight_ih = weight_ih[:, input_columns]
@@ -213,6 +235,7 @@ def lstm_with_cell_states(lstm: nn.LSTM, inputs: torch.Tensor) -> tuple[torch.Te
 
 __all__ = [
     "LSTMRecurrence",
+    "forced_lstm_path",
     "run_recurrence",
     "linear_recurrence",
     "lstm_cell_states",

@@ -7,7 +7,7 @@ from torch import nn
 from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
 from hf_hrvae import recurrence_hrvae
-from hf_hrvae.recurrence_hrvae import LSTMRecurrence, lstm_layer, use_stepwise_lstm
+from hf_hrvae.recurrence_hrvae import LSTMRecurrence, forced_lstm_path, lstm_layer, use_stepwise_lstm
 
 
 def explicit_lstm(lstm, layer, inputs, h, c):
@@ -65,13 +65,26 @@ def test_constant_input_columns_added_once_per_sentence():
     torch.testing.assert_close(hidden, expected)
 
 
-def test_policy_stepwise_on_cpu_library_under_autocast_and_forcible(monkeypatch):
+@pytest.mark.parametrize("options", [{"bidirectional": True}, {"proj_size": 2}, {"batch_first": False},
+                                     {"bias": False}])
+def test_lstm_layer_refuses_lstms_it_does_not_run(options):
+    lstm = nn.LSTM(4, 3, **{"batch_first": True, **options})
+    with pytest.raises(ValueError, match="lstm_layer runs one-directional, batch_first nn.LSTMs"):
+        lstm_layer(lstm, torch.randn(2, 5, 4))
+
+
+def test_policy_stepwise_on_cpu_library_under_autocast_and_forcible():
     x = torch.zeros(2, 3)
     assert use_stepwise_lstm(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not use_stepwise_lstm(x)
-    monkeypatch.setattr(recurrence_hrvae, "FORCE_STEPWISE", False)
-    assert not use_stepwise_lstm(x)
+    with forced_lstm_path(False):
+        assert not use_stepwise_lstm(x)
+        with pytest.raises(RuntimeError), forced_lstm_path(True):
+            assert use_stepwise_lstm(x)
+            raise RuntimeError
+        assert not use_stepwise_lstm(x)  # the inner block restored the outer setting, exception or not
+    assert recurrence_hrvae.FORCE_STEPWISE is None
 
 
 def run_both_paths(monkeypatch, model, batch):
