@@ -31,6 +31,7 @@ from hf_hrvae.benchmarking import (
     with_lstm_path,
 )
 from hf_hrvae.data import EpochSampler, padding_fraction, tokenizer_for
+from hf_hrvae.recurrence_hrvae import forced_lstm_path
 
 
 @dataclass
@@ -64,13 +65,17 @@ class BenchmarkArguments:
 class NaiveHRVAE(nn.Module):
     """The same maths as HRVAEModel with the same weights, written as the paper describes it and the authors' code
     runs it: a Python loop over time steps in the encoder (every layer's [h_t; c_t] from per-step LSTM calls) and in
-    the decoder (one step at a time; a single step runs `nn.LSTM`, whatever path the fused model takes)."""
+    the decoder (one `nn.LSTM` step at a time)."""
 
     def __init__(self, model: HRVAEModel):
         super().__init__()
         self.model = model
 
     def forward(self, input_ids, attention_mask):
+        with forced_lstm_path(False):  # nn.LSTM for every step, whatever path the fused model is forced onto
+            return self.loop(input_ids, attention_mask)
+
+    def loop(self, input_ids, attention_mask):
         model, encoder = self.model, self.model.encoder
         batch, length = input_ids.shape
         inputs = encoder.dropout(encoder.enc_embedding(input_ids))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Time the encoder and the decoder of HRVAEModel on both LSTM paths (hf_hrvae/recurrence_hrvae.py), with and
-without gradients, in alternating rounds: the measurements behind `use_stepwise_lstm` and the decoder's choice.
+without gradients, in alternating rounds: the measurements behind `use_stepwise_lstm`'s choices.
 
     python examples/benchmark_paths.py --output_md docs/benchmark-paths.md
 
@@ -27,58 +27,42 @@ class PathArguments:
     output_md: str | None = None
 
 
-def decode(decoder, ids, latent, stepwise: bool, per_step: bool):
-    """The decoder's LSTM and output layer on `ids`, on the path given (bypassing the decoder's own choice),
-    over the whole sequence at once or one token at a time: `logits (B, T, V)`."""
-    (hidden, cell), condition = decoder.initial_state(latent)
-    state, inputs = (hidden, cell), decoder.dropout(decoder.dec_embedding(ids))
-    pieces = inputs.split(1, dim=1) if per_step else [inputs]
-    outputs = []
-    for piece in pieces:
-        if stepwise:
-            output, state = decoder._stepwise_lstm(piece, state, condition)
-        else:
-            piece = torch.cat([piece, condition.unsqueeze(1).expand(-1, piece.shape[1], -1)], dim=-1)
-            output, state = decoder.lstm(piece, state)
-        outputs.append(output)
-    return decoder.output_projection(torch.cat(outputs, dim=1))
+PATHS = ("stepwise", "library")
 
 
 def cases(model, rows: int, length: int, vocab_size: int):
-    """`{part: {"stepwise": function, "library": function}}`."""
+    """`{part: {"stepwise": function, "library": function}}`: each part in the mode it runs in (training mode with
+    gradients, eval mode without), on the path forced."""
     ids = torch.randint(4, vocab_size, (rows, length))
     latent = torch.randn(rows, model.config.latent_dim, requires_grad=True)
 
-    def encoder(stepwise, grad):
-        def run():
-            model.train(grad)  # training with dropout; evaluation (no gradients) in eval mode, as they run
-            with torch.set_grad_enabled(grad):
-                states = model.encoder(ids)
-            if grad:
-                states.sum().backward()
+    def decode(per_step: bool):
+        state = model.decoder.initial_state(latent)
+        if not per_step:
+            return model.decoder(ids, state)[0]
+        logits = []
+        for t in range(length):
+            step, state = model.decoder(ids[:, t : t + 1], state)
+            logits.append(step)
+        return torch.cat(logits, dim=1)
 
-        return with_lstm_path(run, stepwise)
-
-    def decoder(stepwise, grad, per_step=False):
+    def case(part, grad, per_step=False):
         def run():
             model.train(grad)
             with torch.set_grad_enabled(grad):
-                logits = decode(model.decoder, ids, latent, stepwise, per_step)
+                out = model.encoder(ids) if part == "encoder" else decode(per_step)
             if grad:
-                logits.sum().backward()
+                out.sum().backward()
 
-        return run
+        return {path: with_lstm_path(run, path == "stepwise") for path in PATHS}
 
     return {
-        "encoder, forward + backward": {p: encoder(p == "stepwise", True) for p in PATHS},
-        "decoder, forward + backward": {p: decoder(p == "stepwise", True) for p in PATHS},
-        "decoder one token at a time, forward + backward": {p: decoder(p == "stepwise", True, True) for p in PATHS},
-        "encoder, no gradients": {p: encoder(p == "stepwise", False) for p in PATHS},
-        "decoder, no gradients": {p: decoder(p == "stepwise", False) for p in PATHS},
+        "encoder, forward + backward": case("encoder", True),
+        "decoder, forward + backward": case("decoder", True),
+        "decoder one token at a time, forward + backward": case("decoder", True, per_step=True),
+        "encoder, no gradients": case("encoder", False),
+        "decoder, no gradients": case("decoder", False),
     }
-
-
-PATHS = ("stepwise", "library")
 
 
 def main():

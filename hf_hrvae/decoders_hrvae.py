@@ -60,10 +60,7 @@ class HRVAEDecoder(nn.Module):
         """`input_ids (B, T')`, state -> `logits (B, T', V)`, the state after the last step."""
         (lstm_state, condition) = state
         inputs = self.dropout(self.dec_embedding(input_ids))
-        # The stepwise path pays off in training, where its backward pass saves the most. A single step
-        # (generation) or a pass without gradients (evaluation) runs nn.LSTM's fused kernel, as fast or faster
-        # there (measured: docs/performance.md).
-        if inputs.shape[1] > 1 and torch.is_grad_enabled() and use_stepwise_lstm(inputs):
+        if use_stepwise_lstm(inputs, training_only=True):  # sequences with gradients, on the CPU
             outputs, lstm_state = self._stepwise_lstm(inputs, lstm_state, condition)
         else:
             inputs = torch.cat([inputs, condition.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)

@@ -11,8 +11,7 @@ all t and c only for the last step). Two exact ways to get it:
   and only the recurrent `h_{t-1} W_hh` products and the element-wise cell maths go step by step. No gate is
   computed twice, and the decoder's first layer can add the part of its input that does not change over time
   (z) once per sentence instead of once per token. On a CPU, where each operation is cheap to launch and the
-  arithmetic is the cost, this does less work than the library path. (The decoder takes it only in training;
-  see `HRVAEDecoder.forward`.)
+  arithmetic is the cost, this does less work than the library path. (The decoder takes it only in training.)
 
 [`use_stepwise_lstm`] decides; both paths give the same values and gradients (`tests/test_recurrence.py`).
 Only torch here (the file travels with saved models for `trust_remote_code`).
@@ -30,8 +29,11 @@ from torch.autograd.function import once_differentiable
 FORCE_STEPWISE: bool | None = None
 
 
-def use_stepwise_lstm(inputs: torch.Tensor) -> bool:
-    """Whether [`lstm_layer`] (stepwise) should run instead of the fused library LSTM: on the CPU without autocast.
+def use_stepwise_lstm(inputs: torch.Tensor, training_only: bool = False) -> bool:
+    """Whether [`lstm_layer`] (stepwise) should run instead of the fused library LSTM on `inputs (B, T, I)`: on the
+    CPU without autocast; with `training_only` (the decoder) also only for sequences (T > 1) with gradients, where
+    its backward pass saves the most; one step (generation) or a pass without gradients (evaluation) is as fast or
+    faster with nn.LSTM's fused kernel (docs/performance.md). [`forced_lstm_path`] overrides all of this.
 
     On CUDA the fused cuDNN LSTM with the parallel-scan recovery issues far fewer kernel launches. Under CPU
     autocast the library path keeps oneDNN's bf16 LSTM, the one measured and tested for bf16 training (the
@@ -39,13 +41,16 @@ def use_stepwise_lstm(inputs: torch.Tensor) -> bool:
     """
     if FORCE_STEPWISE is not None:
         return FORCE_STEPWISE
-    return inputs.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+    if inputs.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        return False
+    return not training_only or (inputs.shape[1] > 1 and torch.is_grad_enabled())
 
 
 @contextlib.contextmanager
 def forced_lstm_path(stepwise: bool | None):
     """Inside the block, run the stepwise (`True`) or the library (`False`) path wherever
-    [`use_stepwise_lstm`] decides; `None` restores the automatic choice. Not thread-safe (a module setting)."""
+    [`use_stepwise_lstm`] decides (encoder and decoder, with or without gradients); `None` restores the automatic
+    choice. Not thread-safe (a module setting)."""
     global FORCE_STEPWISE
     saved, FORCE_STEPWISE = FORCE_STEPWISE, stepwise
     try:

@@ -74,34 +74,37 @@ def test_lstm_layer_refuses_lstms_it_does_not_run(options):
 
 
 def test_policy_stepwise_on_cpu_library_under_autocast_and_forcible():
-    x = torch.zeros(2, 3)
-    assert use_stepwise_lstm(x)
+    sequence, step = torch.zeros(2, 3, 4), torch.zeros(2, 1, 4)
+    assert use_stepwise_lstm(sequence) and use_stepwise_lstm(step)
+    assert use_stepwise_lstm(sequence, training_only=True) and not use_stepwise_lstm(step, training_only=True)
+    with torch.no_grad():
+        assert use_stepwise_lstm(sequence) and not use_stepwise_lstm(sequence, training_only=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not use_stepwise_lstm(x)
+        assert not use_stepwise_lstm(sequence)
     with forced_lstm_path(False):
-        assert not use_stepwise_lstm(x)
+        assert not use_stepwise_lstm(sequence)
         with pytest.raises(RuntimeError), forced_lstm_path(True):
-            assert use_stepwise_lstm(x)
+            assert use_stepwise_lstm(step, training_only=True)
             raise RuntimeError
-        assert not use_stepwise_lstm(x)  # the inner block restored the outer setting, exception or not
+        assert not use_stepwise_lstm(sequence)  # the inner block restored the outer setting, exception or not
     assert recurrence_hrvae.FORCE_STEPWISE is None
 
 
-def run_both_paths(monkeypatch, model, batch):
+def run_both_paths(model, batch):
     """Loss and every gradient of `model` on `batch`, by the stepwise and by the library path (same seed)."""
     results = []
     for stepwise in (True, False):
-        monkeypatch.setattr(recurrence_hrvae, "FORCE_STEPWISE", stepwise)
         model.zero_grad()
         torch.manual_seed(3)
-        out = model(**batch, labels=batch["input_ids"])
+        with forced_lstm_path(stepwise):
+            out = model(**batch, labels=batch["input_ids"])
         out.loss.backward()
         results.append((out, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}))
     return results
 
 
-def assert_paths_agree(monkeypatch, model, batch):
-    (stepwise, grads), (library, grads_ref) = run_both_paths(monkeypatch, model, batch)
+def assert_paths_agree(model, batch):
+    (stepwise, grads), (library, grads_ref) = run_both_paths(model, batch)
     torch.testing.assert_close(stepwise.logits, library.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(stepwise.loss, library.loss)
     assert grads.keys() == grads_ref.keys() and len(grads) == len(list(model.parameters()))
@@ -111,26 +114,38 @@ def assert_paths_agree(monkeypatch, model, batch):
 
 @pytest.mark.parametrize("setting", ["standard", "inputless"])
 @pytest.mark.parametrize("preset", ["hrvae", "vae-lstm-base"])
-def test_stepwise_and_library_paths_agree(monkeypatch, make_model, batch, setting, preset):
+def test_stepwise_and_library_paths_agree(make_model, batch, setting, preset):
     baseline = {} if preset == "hrvae" else {"kl_regularisation": "last", "latent_size": 6}
     model = make_model(setting=setting, num_layers=3, **baseline)
-    assert_paths_agree(monkeypatch, model.eval(), batch)  # z = mu, no dropout
+    assert_paths_agree(model.eval(), batch)  # z = mu, no dropout
+    with torch.no_grad():  # evaluation: the stepwise recurrence keeps no activations
+        logits = [forced(model, batch) for forced in (stepwise_logits, library_logits)]
+    torch.testing.assert_close(logits[0], logits[1], atol=1e-5, rtol=1e-5)
     for module in model.modules():  # dropout off: the two paths draw their dropout masks differently
         if isinstance(module, nn.Dropout):
             module.p = 0.0
         elif isinstance(module, nn.LSTM):
             module.dropout = 0.0
-    assert_paths_agree(monkeypatch, model.train(), batch)  # a sampled z, the same under one seed
+    assert_paths_agree(model.train(), batch)  # a sampled z, the same under one seed
 
 
-def test_stepwise_decoder_drops_out_between_its_layers_in_training(monkeypatch, make_model, batch):
+def stepwise_logits(model, batch):
+    with forced_lstm_path(True):
+        return model(**batch).logits
+
+
+def library_logits(model, batch):
+    with forced_lstm_path(False):
+        return model(**batch).logits
+
+
+def test_stepwise_decoder_drops_out_between_its_layers_in_training(make_model, batch):
     model = make_model(num_layers=3)
     calls = []
     model.decoder.dropout.register_forward_hook(lambda module, args, out: calls.append(module.training))
-    monkeypatch.setattr(recurrence_hrvae, "FORCE_STEPWISE", True)
-    model.train()(**batch)
+    stepwise_logits(model.train(), batch)
     assert calls == [True] * 3  # the embeddings, then after layers 1 and 2 (as nn.LSTM(dropout=p)), not after 3
-    model.eval()(**batch)
+    stepwise_logits(model.eval(), batch)
     assert calls[3:] == [False] * 3
 
 
