@@ -20,6 +20,7 @@ from transformers import HfArgumentParser, LogitsProcessorList, SuppressTokensLo
 
 from hf_hrvae import HRVAEConfig, HRVAEModel, recurrence_hrvae
 from hf_hrvae.benchmarking import (
+    count_host_syncs,
     decoding_flops_per_token,
     interleaved_seconds,
     median_seconds,
@@ -133,6 +134,15 @@ def training_run(model, step_fn, batches, autocast="no"):
     return run
 
 
+def host_syncs(model, batch, autocast) -> dict:
+    """`{"operation at file:line": count}` for one fused training step: the read-backs and data-dependent shapes a
+    GPU would stop for (`hf_hrvae.benchmarking.count_host_syncs`; counted the same way on any device)."""
+    probe = copy.deepcopy(model)
+    with count_host_syncs() as calls:
+        training_run(probe, lambda b: probe(**b, labels=b["input_ids"]).loss, [batch], autocast)()
+    return {f"{operation} at {where}": count for (operation, where), count in calls.items()}
+
+
 def main():
     (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
     torch.manual_seed(args.seed)
@@ -181,7 +191,8 @@ def main():
                 torch.cuda.synchronize(device)
         events = profiler.key_averages()
         print(f"batch {tuple(batch['input_ids'].shape)}; sgemm peak {results['sgemm_peak_gflops']:.0f} GFLOP/s; "
-              f"one training step: {1000 * wall:.1f} ms (median of 20)")
+              f"one training step: {1000 * wall:.1f} ms (median of 20); host synchronisations in it: "
+              f"{host_syncs(model, batch, args.autocast)}")
         if cuda:  # a launch-bound step shows far less kernel time than wall time
             counted = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
             launches = sum(e.count for e in events if e.key in counted)
@@ -200,6 +211,7 @@ def main():
     results["naive_minus_fused_loss"] = abs(fused.item() - naive.item())
     assert results["naive_minus_fused_loss"] < 1e-3, results["naive_minus_fused_loss"]
     model.train()
+    results["host_syncs_per_training_step"] = host_syncs(model, check, args.autocast)
 
     # 2. training step, forward + backward + Adam, same weights, same batches
     flops_per_token = training_flops_per_token(config)
@@ -289,6 +301,9 @@ def markdown(results) -> str:
     peak = results["sgemm_peak_gflops"]
     precision = results["arguments"]["autocast"]
     compiled = " (fused model under torch.compile)" if results["arguments"].get("compile") else ""
+    counted = results.get("host_syncs_per_training_step")
+    syncs = "not counted" if counted is None else (
+        f"{sum(counted.values())} ({', '.join(f'{n} × {where}' for where, n in counted.items())})" if counted else "0")
     lines = [f"Machine: {results['machine']}, {results['threads']} threads, torch {results['torch']}; "
              f"training steps in {'fp32' if precision == 'no' else precision + ' autocast'}{compiled}, "
              f"{results.get('lstm_path', 'library')} LSTMs "
@@ -297,6 +312,7 @@ def markdown(results) -> str:
              + ("" if precision == "no" else f", {results['training_peak_gflops']:.0f} GFLOP/s {precision}")
              + f"; model FLOPs {results['training_flops_per_token'] / 1e6:.1f} "
              f"MFLOP per token for a training step; vocabulary {results['vocab_size']}.", "",
+             f"Host synchronisations in one fused training step (read-backs a GPU stops for): {syncs}.", "",
              "| training step (batch %d) | padding | naive s/batch | fused s/batch | speed-up | fused sentences/s | "
              "fused tokens/s | fused utilisation |" % results["arguments"]["batch_size"],
              "|---|---|---|---|---|---|---|---|"]

@@ -1,10 +1,15 @@
 """Helpers of `examples/benchmark.py`: model FLOPs from the config, the machine's matmul peak, timing."""
 
+import collections
+import contextlib
 import resource
 import statistics
 import time
+import traceback
 
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .recurrence_hrvae import forced_lstm_path
 
@@ -115,6 +120,63 @@ def with_lstm_path(function, stepwise: bool):
     return forced
 
 
+_READ_BACKS = {"item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"}
+_aten = torch.ops.aten
+_SYNCING_OPS = {_aten.nonzero.default, _aten.masked_select.default, _aten.is_nonzero.default,
+                _aten._local_scalar_dense.default}
+_INDEXING_OPS = {_aten.index.Tensor, _aten.index_put.default, _aten.index_put_.default,
+                 _aten._index_put_impl_.default}
+
+
+class _ReadBacks(TorchFunctionMode):
+    def __init__(self, record):
+        super().__init__()
+        self.record = record
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in _READ_BACKS:
+            self.record(f"Tensor.{name}")
+        return func(*args, **(kwargs or {}))
+
+
+class _DataDependentOps(TorchDispatchMode):
+    def __init__(self, record):
+        super().__init__()
+        self.record = record
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in _SYNCING_OPS and func is not _aten._local_scalar_dense.default:  # (that one: a read-back above)
+            self.record(str(func))
+        elif func in _INDEXING_OPS and any(
+            index is not None and index.dtype in (torch.bool, torch.uint8) for index in args[1]
+        ):
+            self.record(f"{func} with a boolean mask")
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def count_host_syncs(package: str = "hf_hrvae"):
+    """Count, on any device, the operations that would make the host wait for a GPU: values read back to Python
+    (`.item()`, `.tolist()`, `bool(t)`, ...) and operations whose output size depends on the data (`nonzero`,
+    boolean-mask indexing, forward and backward). Yields a `collections.Counter` of `(operation, where)`, `where`
+    being the innermost `file:line` of `package` on the stack ("?" outside it, e.g. in the autograd engine).
+
+    On a CPU nothing waits, but the same code waits on a GPU: this finds the synchronisations of a training step
+    without one. Backward passes run inside the block count when they run on this thread (the CPU's do).
+    """
+    calls = collections.Counter()
+
+    def record(operation):
+        frames = [frame for frame in traceback.extract_stack()
+                  if f"/{package}/" in frame.filename.replace("\\", "/") and frame.filename != __file__]
+        where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
+        calls[(operation, where)] += 1
+
+    with _ReadBacks(record), _DataDependentOps(record):
+        yield calls
+
+
 def sgemm_peak_gflops(size: int | None = None, repeats: int = 10, dtype=torch.float32, device="cpu") -> float:
     """Measured matmul throughput (GFLOP/s) on `(4 size, size) @ (size, size)` in `dtype` (fp32 by default: the
     sgemm peak; on CUDA with TF32 as `torch.backends.cuda.matmul.allow_tf32` says). `size`: 1024 on the CPU, 8192
@@ -149,4 +211,5 @@ __all__ = [
     "peak_rss_mb",
     "peak_device_memory_mb",
     "synchronizer",
+    "count_host_syncs",
 ]

@@ -169,8 +169,8 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
     progress = tqdm(total=sentences, desc=description, unit="sent", disable=not accelerator.is_local_main_process,
                     leave=False)
     for batch in dataloader:
-        input_ids, attention_mask, _ = unwrapped._check_inputs(batch["input_ids"], batch["attention_mask"])
-        posterior = unwrapped.encode_steps(input_ids, attention_mask)
+        input_ids, attention_mask, _, num_real = unwrapped._check_inputs(batch["input_ids"], batch["attention_mask"])
+        posterior = unwrapped.encode_steps(input_ids, attention_mask, num_real)
         mu, logvar, _ = posterior
         terms = elbo_terms(unwrapped, input_ids, attention_mask, batch["index"], seed, posterior, paper_protocol)
         terms["mu"] = mu

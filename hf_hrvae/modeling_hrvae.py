@@ -37,6 +37,28 @@ from .recurrence_hrvae import lstm_with_cell_states
 logger = logging.get_logger(__name__)
 
 
+def real_positions(lengths: torch.Tensor, num_real: int | None = None):
+    """The real positions of a right-padded batch in row-major order: `rows, positions`, each `(N_real,)`.
+
+    `lengths (B,)` counts each row's real tokens; `num_real = lengths.sum()` if known (else read from the device).
+    Unlike a boolean mask's `nonzero`, nothing here waits for the device when `num_real` is given.
+    """
+    if num_real is None:
+        num_real = int(lengths.sum())
+    rows = torch.repeat_interleave(torch.arange(lengths.shape[0], device=lengths.device), lengths,
+                                   output_size=num_real)
+    starts = lengths.cumsum(0) - lengths
+    positions = torch.arange(num_real, device=lengths.device) - starts[rows]
+    return rows, positions
+
+
+def masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The mean of `values (B, ...)` over the rows where `keep (B,)` is true, over dim 0; `values[keep].mean(0)`
+    without the synchronisation a boolean index costs on a GPU (the count must be > 0: the input checks ensure it)."""
+    keep = keep.view(-1, *([1] * (values.dim() - 1)))
+    return torch.where(keep, values, 0).sum(0) / keep.sum().to(values.dtype)
+
+
 @dataclass
 class HRVAEOutput(ModelOutput):
     r"""
@@ -152,7 +174,13 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
 
     # ---------------------------------------------------------------- input checks
     def _check_inputs(self, input_ids, attention_mask=None, labels=None):
-        """Validate and normalise a batch; returns `input_ids, attention_mask, labels` (possibly truncated)."""
+        """Validate and normalise a batch; returns `input_ids, attention_mask, labels` (possibly truncated) and
+        the number of real tokens.
+
+        All value checks are read back from the device in one transfer: this is the forward pass's only host
+        synchronisation (it matters on a GPU, where every read-back stalls the queue of launched kernels; vMF's
+        rejection sampler is the exception: it runs on the host). `tests/test_modeling.py` counts them.
+        """
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
             raise ValueError(f"input_ids must be a LongTensor of shape (batch, length), got {shape}.")
@@ -168,45 +196,51 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
             )
         if labels is not None and labels.shape != input_ids.shape:
             raise ValueError(f"labels has shape {tuple(labels.shape)} but input_ids has {tuple(input_ids.shape)}.")
-        low, high = int(input_ids.min()), int(input_ids.max())
+        limit = self.config.max_decode_length
+        mask = attention_mask.bool()
+        left_padded = (mask[:, 1:] & ~mask[:, :-1]).any() if mask.shape[1] > 1 else mask.new_zeros(())
+        low, high, left_padded, num_real = torch.stack(
+            [input_ids.min(), input_ids.max(), left_padded.long(), mask[:, :limit].sum()]
+        ).tolist()
         if low < 0 or high >= self.config.vocab_size:
             raise ValueError(
                 f"input_ids holds ids in [{low}, {high}] but the vocabulary has {self.config.vocab_size} entries: "
                 "was the model built with vocab_size=len(tokenizer)?"
             )
-        mask = attention_mask.bool()
-        if (mask[:, 1:] & ~mask[:, :-1]).any():
+        if left_padded:
             raise ValueError(
                 "attention_mask must be right-padded (ones, then zeros); set tokenizer.padding_side = 'right'."
             )
-        if not mask.any():
+        if num_real == 0:  # (the count after truncation, which is 0 only when the whole mask is: right padding)
             raise ValueError("Every row of attention_mask is 0: there is no token to encode.")
-        limit = self.config.max_decode_length
         if input_ids.shape[1] > limit:
             logger.warning(
                 f"Input of length {input_ids.shape[1]} is longer than config.max_decode_length={limit}: truncated."
             )
             input_ids, attention_mask = input_ids[:, :limit], attention_mask[:, :limit]
             labels = labels[:, :limit] if labels is not None else None
-        return input_ids, attention_mask, labels
+        return input_ids, attention_mask, labels, num_real
 
     # ---------------------------------------------------------------- the latent
-    def encode_steps(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    def encode_steps(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_real: int | None = None):
         """The used posterior and the KL training term.
 
         Returns `mu, logvar (B, D)` of the last real step (a row without real tokens gets mu = 0, logvar = 0) and
         `kl_terms`: the per-dimension KL `(B, D)` of the training term, reduced over time (holistic: mean or sum
-        over the real steps; last: the last step's), or `None` for vMF (its KL is a constant).
+        over the real steps; last: the last step's), or `None` for vMF (its KL is a constant). `attention_mask`
+        must be right-padded; `num_real`, its number of ones, spares a read-back from the device when the caller
+        knows it ([`_check_inputs`] returns it).
         """
         state = self.encoder(input_ids)
         lengths = attention_mask.sum(1)
         present = (lengths > 0).unsqueeze(1).to(state.dtype)
         holistic = self.config.kl_regularisation == "holistic" and not self.is_vmf
         if holistic:
-            # The heads run on the real positions only (padding would cost as much as words and count for nothing).
-            real = attention_mask.bool()
-            mu_steps, logvar_steps = self.encoder.posterior(state[real])  # (N_real, D), row-major over (B, T)
-            rows = real.nonzero()[:, 0]
+            # The heads run on the real positions only (padding would cost as much as words and count for nothing),
+            # gathered by index rather than by a boolean mask: an index of known size needs no synchronisation.
+            rows, positions = real_positions(lengths, num_real)
+            real_states = state.flatten(0, 1).index_select(0, rows * state.shape[1] + positions)
+            mu_steps, logvar_steps = self.encoder.posterior(real_states)  # (N_real, D), row-major over (B, T)
             per_step = gaussian_kl_per_dim(mu_steps.float(), logvar_steps.float())  # fp32 also under autocast
             kl_terms = per_step.new_zeros(input_ids.shape[0], per_step.shape[-1]).index_add(0, rows, per_step)
             if self.config.kl_reduction == "mean":
@@ -224,8 +258,8 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """Posterior q(z | x) of the latent the decoder uses: `mu, logvar`, each `(B, D)` (logvar None for vMF)."""
-        input_ids, attention_mask, _ = self._check_inputs(input_ids, attention_mask)
-        return self.encode_steps(input_ids, attention_mask)[:2]
+        input_ids, attention_mask, _, num_real = self._check_inputs(input_ids, attention_mask)
+        return self.encode_steps(input_ids, attention_mask, num_real)[:2]
 
     def latent_kl(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """KL(q(z | x) || p(z)) of the used latent, `(B,)`."""
@@ -294,8 +328,8 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
     def kl_training_term(self, mu, kl_terms, present) -> torch.Tensor:
         """The KL term of the loss, `()`: the batch mean, after free bits (total or per dimension) if set."""
         if kl_terms is None:
-            return self.holistic_kl(mu, kl_terms)[present].mean()
-        per_dim = kl_terms[present].mean(0)  # (D,) batch means
+            return masked_mean(self.holistic_kl(mu, kl_terms), present)
+        per_dim = masked_mean(kl_terms, present)  # (D,) batch means
         bits = self.config.free_bits
         if bits > 0 and self.config.free_bits_per_dim:
             return per_dim.clamp(min=bits).sum()
@@ -357,18 +391,18 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
                 (default in eval).
             global_step (`int`, *optional*): the optimizer step, for `config.kl_annealing` (weight 1 when omitted).
         """
-        input_ids, attention_mask, labels = self._check_inputs(input_ids, attention_mask, labels)
-        mu, logvar, kl_terms = self.encode_steps(input_ids, attention_mask)
+        input_ids, attention_mask, labels, num_real = self._check_inputs(input_ids, attention_mask, labels)
+        mu, logvar, kl_terms = self.encode_steps(input_ids, attention_mask, num_real)
         sample = self.training if sample_latent is None else sample_latent
         latent = self.sample_posterior(mu, logvar)[:, 0] if sample else self.posterior_mode(mu, logvar)
         logits = self.decode(latent, input_ids)
 
         present = attention_mask.sum(1) > 0  # rows of padding only take no part in the averages
-        kl_loss = self.holistic_kl(mu, kl_terms)[present].mean()
-        kl_last = self.latent_kl(mu, logvar)[present].mean()
+        kl_loss = masked_mean(self.holistic_kl(mu, kl_terms), present)
+        kl_last = masked_mean(self.latent_kl(mu, logvar), present)
         loss = reconstruction_loss = None
         if labels is not None:
-            reconstruction_loss = self.token_nll(logits, labels, attention_mask)[present].mean()
+            reconstruction_loss = masked_mean(self.token_nll(logits, labels, attention_mask), present)
             loss = reconstruction_loss + self.kl_weight_at(global_step) * self.kl_training_term(mu, kl_terms, present)
         output = HRVAEOutput(
             loss=loss,

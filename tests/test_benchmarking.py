@@ -1,7 +1,11 @@
+import collections
+
 import pytest
+import torch
 
 from hf_hrvae import HRVAEConfig
 from hf_hrvae.benchmarking import (
+    count_host_syncs,
     decoding_flops_per_token,
     forward_flops_per_token,
     interleaved_seconds,
@@ -38,3 +42,23 @@ def test_interleaved_timing_alternates_and_pairs_the_rounds():
     assert paired_ratio([2.0, 9.0, 30.0], [1.0, 10.0, 1.0]) == 2.0
     with pytest.raises(ValueError, match="the same non-zero length"):
         paired_ratio([1.0], [1.0, 2.0])
+
+
+def test_count_host_syncs_finds_read_backs_and_data_dependent_shapes():
+    x = torch.arange(6.0)
+    with count_host_syncs() as calls:
+        x.sum().item()
+        x.tolist()
+        bool(x[0] > 1)
+        x[x > 2].sum()  # boolean-mask indexing: an output size known only on the device
+        x.nonzero()
+        torch.zeros(6).index_put_((x > 3,), torch.tensor(1.0))
+        x[torch.tensor([0, 2])] + x.index_select(0, torch.tensor([1]))  # index tensors: no synchronisation
+    operations = collections.Counter()
+    for (operation, _), count in calls.items():
+        operations[operation] += count
+    assert operations == {
+        "Tensor.item": 1, "Tensor.tolist": 1, "Tensor.__bool__": 1, "aten.index.Tensor with a boolean mask": 1,
+        "aten.nonzero.default": 1, "aten.index_put_.default with a boolean mask": 1,
+    }
+    assert {where for _, where in calls} == {"?"}  # none of these lines is in hf_hrvae

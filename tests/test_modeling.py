@@ -4,7 +4,10 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from hf_hrvae.recurrence_hrvae import linear_recurrence
+from hf_hrvae.benchmarking import count_host_syncs
+from hf_hrvae.configuration_hrvae import PRESETS
+from hf_hrvae.modeling_hrvae import masked_mean, real_positions
+from hf_hrvae.recurrence_hrvae import forced_lstm_path, linear_recurrence
 
 
 def per_step_reference(model, input_ids):
@@ -214,3 +217,41 @@ def test_kl_stays_non_negative_under_bf16_autocast(make_model, batch):
         out = model(**batch, labels=batch["input_ids"])
     assert out.kl_loss.dtype == out.kl_last.dtype == torch.float32
     assert out.kl_loss.item() >= 0 and out.kl_last.item() >= 0
+
+
+def test_real_positions_are_the_mask_in_row_major_order():
+    lengths = torch.tensor([3, 0, 5, 1, 0, 2])
+    mask = torch.arange(5) < lengths.unsqueeze(1)  # right-padded, with rows of padding only
+    expected_rows, expected_positions = mask.nonzero().unbind(1)
+    for num_real in (int(lengths.sum()), None):
+        rows, positions = real_positions(lengths, num_real)
+        assert torch.equal(rows, expected_rows) and torch.equal(positions, expected_positions)
+
+
+def test_masked_mean_is_the_mean_over_kept_rows():
+    values = torch.randn(5, 3, requires_grad=True)
+    keep = torch.tensor([True, False, True, True, False])
+    values.data[1] = float("nan")  # a dropped row's value takes no part, not even a NaN
+    mean = masked_mean(values, keep)
+    torch.testing.assert_close(mean, values[keep].mean(0))
+    mean.sum().backward()
+    assert torch.equal(values.grad, keep.float().unsqueeze(1).expand(5, 3) / 3)
+    torch.testing.assert_close(masked_mean(values[:, 0], keep), values[keep, 0].mean())
+
+
+@pytest.mark.parametrize("preset", ["hrvae", "vae-lstm-base", "vae-cnn"])
+@pytest.mark.parametrize("stepwise", [True, False])
+def test_a_training_step_reads_one_value_back_from_the_device(make_model, batch, preset, stepwise):
+    # On a GPU every read-back and every output whose size depends on the data (a boolean mask's nonzero) stalls
+    # the queue of launched kernels. A training step has one: the input checks, read in one transfer.
+    model = make_model(**PRESETS[preset]).train()
+    optimizer = torch.optim.Adam(model.parameters(), fused=True)
+    assert (batch["attention_mask"] == 0).any()
+    with forced_lstm_path(stepwise), count_host_syncs() as calls:
+        output = model(**batch, labels=batch["input_ids"], global_step=1)
+        output.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    (operation, where), = calls  # exactly one kind, in one place
+    assert calls[(operation, where)] == 1 and operation == "Tensor.tolist" and where.startswith("modeling_hrvae.py")
