@@ -32,6 +32,7 @@ from .latent_hrvae import (
     vmf_pairwise_log_density,
     vmf_sample,
 )
+from .losses_hrvae import token_nll
 from .recurrence_hrvae import lstm_with_cell_states
 
 logger = logging.get_logger(__name__)
@@ -367,8 +368,7 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
     def token_nll(logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`-log p(x | z)` per sentence, `(B,)`: summed over the positions 1.. that are real and not -100."""
         targets = labels[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
-        nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="none")
-        return nll.view_as(targets).sum(1)
+        return token_nll(logits.flatten(0, 1), targets.flatten()).view_as(targets).sum(1)  # F.cross_entropy's values
 
     # ---------------------------------------------------------------- forward
     def forward(

@@ -75,7 +75,7 @@ def test_push_commits_exactly_the_listed_files(run_folder, monkeypatch, tmp_path
     assert uploaded == sorted([
         "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "configuration_hrvae.py",
         "modeling_hrvae.py", "generation_hrvae.py", "decoders_hrvae.py", "latent_hrvae.py", "recurrence_hrvae.py",
-        "generation_config.json", "training_curves.png",
+        "losses_hrvae.py", "generation_config.json", "training_curves.png",
         "train_results.json", "eval_test.json", "README.md",
     ])
     assert uploaded == sorted(files_to_upload(run_folder) + ["README.md"])
