@@ -123,7 +123,7 @@ def with_lstm_path(function, stepwise: bool):
 _READ_BACKS = {"item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"}
 _aten = torch.ops.aten
 _SYNCING_OPS = {_aten.nonzero.default, _aten.masked_select.default, _aten.is_nonzero.default,
-                _aten._local_scalar_dense.default}
+                _aten._unique2.default, _aten.unique_consecutive.default, _aten.unique_dim.default}
 _INDEXING_OPS = {_aten.index.Tensor, _aten.index_put.default, _aten.index_put_.default,
                  _aten._index_put_impl_.default}
 
@@ -132,34 +132,44 @@ class _ReadBacks(TorchFunctionMode):
     def __init__(self, record):
         super().__init__()
         self.record = record
+        self.depth = 0  # > 0 while a read-back runs (its own _local_scalar_dense is not counted again)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name in _READ_BACKS:
-            self.record(f"Tensor.{name}")
-        return func(*args, **(kwargs or {}))
+        if name not in _READ_BACKS:
+            return func(*args, **(kwargs or {}))
+        self.record(f"Tensor.{name}")
+        self.depth += 1
+        try:
+            return func(*args, **(kwargs or {}))
+        finally:
+            self.depth -= 1
 
 
 class _DataDependentOps(TorchDispatchMode):
-    def __init__(self, record):
+    def __init__(self, record, read_backs: _ReadBacks):
         super().__init__()
         self.record = record
+        self.read_backs = read_backs
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in _SYNCING_OPS and func is not _aten._local_scalar_dense.default:  # (that one: a read-back above)
+        kwargs = kwargs or {}
+        if func in _SYNCING_OPS or (func is _aten.repeat_interleave.Tensor and kwargs.get("output_size") is None):
+            self.record(str(func))
+        elif func is _aten._local_scalar_dense.default and not self.read_backs.depth:  # a read-back in C++
             self.record(str(func))
         elif func in _INDEXING_OPS and any(
             index is not None and index.dtype in (torch.bool, torch.uint8) for index in args[1]
         ):
             self.record(f"{func} with a boolean mask")
-        return func(*args, **(kwargs or {}))
+        return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
 def count_host_syncs(package: str = "hf_hrvae"):
     """Count, on any device, the operations that would make the host wait for a GPU: values read back to Python
     (`.item()`, `.tolist()`, `bool(t)`, ...) and operations whose output size depends on the data (`nonzero`,
-    boolean-mask indexing, forward and backward). Yields a `collections.Counter` of `(operation, where)`, `where`
+    boolean-mask indexing forward and backward, `unique`, `repeat_interleave` without `output_size`). Yields a `collections.Counter` of `(operation, where)`, `where`
     being the innermost `file:line` of `package` on the stack ("?" outside it, e.g. in the autograd engine).
 
     On a CPU nothing waits, but the same code waits on a GPU: this finds the synchronisations of a training step
@@ -173,7 +183,8 @@ def count_host_syncs(package: str = "hf_hrvae"):
         where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
         calls[(operation, where)] += 1
 
-    with _ReadBacks(record), _DataDependentOps(record):
+    read_backs = _ReadBacks(record)
+    with read_backs, _DataDependentOps(record, read_backs):
         yield calls
 
 

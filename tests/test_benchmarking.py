@@ -54,11 +54,17 @@ def test_count_host_syncs_finds_read_backs_and_data_dependent_shapes():
         x.nonzero()
         torch.zeros(6).index_put_((x > 3,), torch.tensor(1.0))
         x[torch.tensor([0, 2])] + x.index_select(0, torch.tensor([1]))  # index tensors: no synchronisation
+        counts = torch.tensor([2, 0, 1])
+        torch.repeat_interleave(counts, counts)  # the output size is sum(counts), on the device
+        torch.repeat_interleave(counts, counts, output_size=3)  # given: nothing to wait for
+        torch.unique(counts)
+        torch.arange(counts.sum())  # a tensor where a number is expected: read back without .item()
     operations = collections.Counter()
     for (operation, _), count in calls.items():
         operations[operation] += count
     assert operations == {
         "Tensor.item": 1, "Tensor.tolist": 1, "Tensor.__bool__": 1, "aten.index.Tensor with a boolean mask": 1,
         "aten.nonzero.default": 1, "aten.index_put_.default with a boolean mask": 1,
+        "aten.repeat_interleave.Tensor": 1, "aten._unique2.default": 1, "aten._local_scalar_dense.default": 1,
     }
     assert {where for _, where in calls} == {"?"}  # none of these lines is in hf_hrvae
