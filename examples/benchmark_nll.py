@@ -7,7 +7,6 @@ the CPU's `TokenNLL` (hf_hrvae/losses_hrvae.py) in alternating rounds: the measu
 Random hidden states, weights and targets of the paper's sizes (they do not change the cost).
 """
 
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from transformers import HfArgumentParser
 
-from hf_hrvae.benchmarking import interleaved_seconds, paired_ratio
+from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds
 from hf_hrvae.losses_hrvae import TokenNLL
 
 
@@ -54,9 +53,7 @@ def main():
              "|---|---|---|---|"]
     for vocab_size in args.vocab_sizes:
         times = interleaved_seconds(cases(args.rows, args.hidden_size, vocab_size), repeats=args.repeats)
-        lines.append(f"| {vocab_size:,} | {statistics.median(times['F.cross_entropy']):.4f} | "
-                     f"{statistics.median(times['TokenNLL']):.4f} | "
-                     f"{paired_ratio(times['F.cross_entropy'], times['TokenNLL']):.2f} |")
+        lines.append(f"| {vocab_size:,} " + comparison_cells(times, "F.cross_entropy", "TokenNLL"))
     table = "\n".join(lines) + "\n"
     if args.output_md:
         Path(args.output_md).write_text(table)

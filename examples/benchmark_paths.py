@@ -7,7 +7,6 @@ without gradients, in alternating rounds: the measurements behind `use_stepwise_
 A random model of the paper's sizes (its weights do not change the cost); random token ids.
 """
 
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 from transformers import HfArgumentParser
 
 from hf_hrvae import HRVAEConfig, HRVAEModel
-from hf_hrvae.benchmarking import interleaved_seconds, paired_ratio, with_lstm_path
+from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds, with_lstm_path
 
 
 @dataclass
@@ -72,13 +71,11 @@ def main():
     lines = [f"Seconds per call (median of {args.repeats} alternating rounds after one warm-up; {args.length} tokens "
              f"per row, vocabulary {args.vocab_size}, the paper's sizes; with gradients in training mode (dropout), "
              f"without in eval mode; decoder: its LSTM and output layer).", "",
-             "| part | rows | stepwise s | library s | library / stepwise (paired median) |", "|---|---|---|---|---|"]
+             "| part | rows | library s | stepwise s | library / stepwise (paired median) |", "|---|---|---|---|---|"]
     for rows in args.rows:
         for name, functions in cases(model, rows, args.length, args.vocab_size).items():
             times = interleaved_seconds(functions, repeats=args.repeats, warmup=1)
-            lines.append(f"| {name} | {rows} | {statistics.median(times['stepwise']):.4f} | "
-                         f"{statistics.median(times['library']):.4f} | "
-                         f"{paired_ratio(times['library'], times['stepwise']):.2f} |")
+            lines.append(f"| {name} | {rows} " + comparison_cells(times, "library", "stepwise"))
             print(lines[-1], flush=True)
     table = "\n".join(lines) + "\n"
     if args.output_md:

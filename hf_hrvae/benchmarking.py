@@ -110,6 +110,13 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerator, denominator))
 
 
+def comparison_cells(times: dict[str, list[float]], first: str, second: str) -> str:
+    """Markdown cells `| median of first | median of second | paired first / second |` from
+    [`interleaved_seconds`] times (seconds to 4 decimals, the ratio to 2)."""
+    return (f"| {statistics.median(times[first]):.4f} | {statistics.median(times[second]):.4f} | "
+            f"{paired_ratio(times[first], times[second]):.2f} |")
+
+
 def with_lstm_path(function, stepwise: bool):
     """`function` wrapped to run with the LSTM path forced (`recurrence_hrvae.forced_lstm_path`)."""
 
@@ -217,6 +224,7 @@ __all__ = [
     "median_seconds",
     "interleaved_seconds",
     "paired_ratio",
+    "comparison_cells",
     "with_lstm_path",
     "sgemm_peak_gflops",
     "peak_rss_mb",

@@ -8,7 +8,6 @@ A record holds the test-split evaluation JSON of `examples/evaluate.py` plus `co
 import json
 import math
 import platform
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -5,6 +5,7 @@ import torch
 
 from hf_hrvae import HRVAEConfig
 from hf_hrvae.benchmarking import (
+    comparison_cells,
     count_host_syncs,
     decoding_flops_per_token,
     forward_flops_per_token,
@@ -68,3 +69,8 @@ def test_count_host_syncs_finds_read_backs_and_data_dependent_shapes():
         "aten.repeat_interleave.Tensor": 1, "aten._unique2.default": 1, "aten._local_scalar_dense.default": 1,
     }
     assert {where for _, where in calls} == {"?"}  # none of these lines is in hf_hrvae
+
+
+def test_comparison_cells_give_medians_and_the_paired_ratio():
+    times = {"slow": [4.0, 9.0, 6.0], "fast": [2.0, 3.0, 4.0]}  # ratios 2, 3, 1.5
+    assert comparison_cells(times, "slow", "fast") == "| 6.0000 | 3.0000 | 2.00 |"
