@@ -82,3 +82,30 @@ def test_cuda_evaluation_equals_cpu(make_model, tokenizer, sentences):
         results[name] = evaluate_model(model, batches, accelerator, iw_samples=20)["valid"]
     for key in ("reconstruction", "kl", "elbo_nll", "iw_nll", "mutual_info"):
         assert results["cuda"][key] == pytest.approx(results["cpu"][key], rel=1e-4, abs=1e-5), key
+
+
+@pytest.mark.parametrize("preset", ["hrvae", "vae-lstm-base", "vae-cnn"])
+def test_cuda_training_step_synchronises_once(make_model, batch, preset):
+    # What tests/test_modeling.py counts on the CPU (count_host_syncs), seen by CUDA itself: the input checks' one
+    # read-back is the only point where the host waits for the device in a training step.
+    import warnings
+
+    _, gpu = cpu_and_cuda(make_model, **PRESETS[preset])
+    gpu.train()
+    optimizer = torch.optim.Adam(gpu.parameters(), fused=True)
+    inputs = {key: value.cuda() for key, value in batch.items()}
+    for step in range(2):  # the first step may set things up (cuDNN plans, the optimizer's state)
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                output = gpu(**inputs, labels=inputs["input_ids"], global_step=step)
+                output.loss.backward()
+                torch.nn.utils.clip_grad_norm_(gpu.parameters(), 5.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+    syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 1, syncs
