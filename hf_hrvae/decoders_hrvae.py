@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .recurrence_hrvae import lstm_layer, use_stepwise_lstm
+from .recurrence_hrvae import library_lstm_layer, lstm_layer, use_stepwise_lstm
 
 
 class FastDropout(nn.Dropout):
@@ -56,35 +56,58 @@ class HRVAEDecoder(nn.Module):
         cell = per_layer[..., self.hidden_size :].contiguous()
         return (hidden, cell), per_layer[-1]
 
-    def forward(self, input_ids: torch.Tensor, state):
-        """`input_ids (B, T')`, state -> `logits (B, T', V)`, the state after the last step."""
+    def forward(self, input_ids: torch.Tensor, state, repeats: int = 1):
+        """`input_ids (B, T')`, a state of `B * repeats` rows -> `logits (B * repeats, T', V)`, the state after the
+        last step. With `repeats` K > 1 every sentence is decoded by K consecutive rows of the state (K latents:
+        importance sampling); its embeddings and, on the CPU, its share of the first layer's gates are computed
+        once instead of K times. Only in eval mode (the K rows would share the sentence's dropout masks)."""
+        check_repeats(self, input_ids, repeats)
         (lstm_state, condition) = state
         inputs = self.dropout(self.dec_embedding(input_ids))
-        if use_stepwise_lstm(inputs, training_only=True):  # sequences with gradients, on the CPU
-            outputs, lstm_state = self._stepwise_lstm(inputs, lstm_state, condition)
+        shared = repeats > 1 and use_stepwise_lstm(inputs)  # on the CPU without autocast
+        if shared or use_stepwise_lstm(inputs, training_only=True):  # or sequences with gradients, on the CPU
+            outputs, lstm_state = self._stepwise_lstm(inputs, lstm_state, condition, repeats)
         else:
+            inputs = inputs.repeat_interleave(repeats, dim=0) if repeats > 1 else inputs
             inputs = torch.cat([inputs, condition.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)
             outputs, lstm_state = self.lstm(inputs, lstm_state)
         return self.output_projection(outputs), (lstm_state, condition)
 
-    def _stepwise_lstm(self, inputs, lstm_state, condition):
-        """`self.lstm` on `[inputs; condition]` by [`lstm_layer`]: the condition's share of the first layer's gates
-        is computed once per sentence, not once per step. Same values as `self.lstm` (its dropout between layers
-        included, drawn by `self.dropout` with the same rate)."""
+    def _stepwise_lstm(self, inputs, lstm_state, condition, repeats: int = 1):
+        """`self.lstm` on `[inputs; condition]`, its first layer by [`lstm_layer`]: the condition's share of the
+        first layer's gates is computed once per sentence, not once per step, and the inputs' share once for the
+        `repeats` rows of a sentence. The later layers run stepwise too where [`use_stepwise_lstm`] says so for
+        the decoder (with gradients), else by the library kernel. Same values as `self.lstm` (its dropout between
+        layers included, drawn by `self.dropout` with the same rate)."""
         size = inputs.shape[-1]
         weight_ih = self.lstm.weight_ih_l0
         extra_gates = F.linear(condition, weight_ih[:, size:])
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
-            first = layer == 0
-            hidden, cell = lstm_layer(
-                self.lstm, inputs, layer, (lstm_state[0][layer], lstm_state[1][layer]),
-                extra_gates=extra_gates if first else None, input_columns=slice(0, size) if first else None,
-            )
-            finals_h.append(hidden[:, -1])
-            finals_c.append(cell[:, -1])
+            state = (lstm_state[0][layer], lstm_state[1][layer])
+            if layer == 0:
+                hidden, cell = lstm_layer(self.lstm, inputs, 0, state, extra_gates=extra_gates,
+                                          input_columns=slice(0, size), repeats=repeats)
+                final = (hidden[:, -1], cell[:, -1])
+            elif use_stepwise_lstm(inputs, training_only=True):
+                hidden, cell = lstm_layer(self.lstm, inputs, layer, state)
+                final = (hidden[:, -1], cell[:, -1])
+            else:  # no gradients: nn.LSTM's fused kernel, measured as fast or faster (docs/performance.md)
+                hidden, final = library_lstm_layer(self.lstm, inputs, layer, state)
+            finals_h.append(final[0])
+            finals_c.append(final[1])
             inputs = self.dropout(hidden) if layer + 1 < self.num_layers else hidden
         return hidden, (torch.stack(finals_h), torch.stack(finals_c))
+
+
+def check_repeats(decoder: nn.Module, input_ids: torch.Tensor, repeats: int):
+    if repeats < 1 or int(repeats) != repeats:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}.")
+    if repeats > 1 and decoder.training:
+        raise ValueError(
+            "Decoding with repeats > 1 (one sentence for several latents) is for evaluation: in training mode the "
+            "rows of a sentence would share its dropout masks. Call model.eval() first, or repeat the input_ids."
+        )
 
 
 class CausalConv1d(nn.Conv1d):
@@ -122,9 +145,13 @@ class HRVAECNNDecoder(nn.Module):
         pasts = [latent.new_zeros(latent.shape[0], conv.in_channels, conv.receptive) for conv in self.convolutions]
         return latent, pasts
 
-    def forward(self, input_ids: torch.Tensor, state):
+    def forward(self, input_ids: torch.Tensor, state, repeats: int = 1):
+        """`input_ids (B, T')`, a state of `B * repeats` rows -> `logits (B * repeats, T', V)`, the new state
+        (`repeats`: as for [`HRVAEDecoder.forward`])."""
+        check_repeats(self, input_ids, repeats)
         latent, pasts = state
         inputs = self.dropout(self.dec_embedding(input_ids))
+        inputs = inputs.repeat_interleave(repeats, dim=0) if repeats > 1 else inputs
         inputs = torch.cat([inputs, latent.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)
         hidden = self.input_projection(inputs).transpose(1, 2)  # (B, C, T')
         new_pasts = []

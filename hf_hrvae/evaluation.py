@@ -73,7 +73,8 @@ def iw_log_weights(model, input_ids, attention_mask, mu, logvar, indices, num_sa
         log_prior = model.prior_log_density(latent)
         ids = input_ids.repeat_interleave(count, dim=0)
         mask = attention_mask.repeat_interleave(count, dim=0)
-        nll = model.token_nll(model.decode(latent.flatten(0, 1), ids), ids, mask).view(batch, count)
+        logits = model.decode(latent.flatten(0, 1), input_ids, repeats=count)  # the sentence's shared work once
+        nll = model.token_nll(logits, ids, mask).view(batch, count)
         weights.append(log_prior - log_q - nll)
     return torch.cat(weights, dim=1)
 

@@ -354,14 +354,21 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         dropped[:, 0] = False
         return input_ids.masked_fill(dropped, self.config.unk_token_id)
 
-    def decode(self, latent: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced decoding of `input_ids (B, T)` from `latent (B, D)`: `logits (B, T - 1, V)`."""
+    def decode(self, latent: torch.Tensor, input_ids: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+        """Teacher-forced decoding of `input_ids (B, T)` from `latent (B * repeats, D)`: `logits (B * repeats, T - 1,
+        V)`. `repeats` K > 1 (eval mode): rows `b K ... b K + K - 1` of `latent` all decode sentence b — the same
+        as repeating every row of `input_ids` K times, with its shared work done once (importance sampling)."""
         if input_ids.shape[1] < 2:
             raise ValueError(
                 f"Decoding needs at least 2 positions (<s> and a token to predict), got input_ids of shape "
                 f"{tuple(input_ids.shape)}: tokenize with the HR-VAE tokenizer, which adds <s> and </s>."
             )
-        logits, _ = self.decoder(self.decoder_inputs(input_ids[:, :-1]), self.decoder.initial_state(latent))
+        if latent.shape[0] != input_ids.shape[0] * repeats:
+            raise ValueError(
+                f"latent has {latent.shape[0]} rows but input_ids has {input_ids.shape[0]} x repeats={repeats}."
+            )
+        state = self.decoder.initial_state(latent)
+        logits, _ = self.decoder(self.decoder_inputs(input_ids[:, :-1]), state, repeats)
         return logits
 
     @staticmethod

@@ -195,16 +195,20 @@ def lstm_layer(
     state: tuple[torch.Tensor, torch.Tensor] | None = None,
     extra_gates: torch.Tensor | None = None,
     input_columns: slice | None = None,
+    repeats: int = 1,
 ):
     """Layer `layer` of `lstm` (batch_first) run stepwise, returning every hidden and cell state.
 
     Args:
         inputs: `(B, T, I)`, or the first `input_columns` of the layer's input when `extra_gates` adds the rest.
-        state: `(h0, c0)`, each `(B, H)`; zeros when omitted.
-        extra_gates: `(B, 4H)` added to every step's gates: the input part that does not change over time,
-            already multiplied by its columns of `weight_ih` (the decoder's z), computed once per sentence.
+        state: `(h0, c0)`, each `(B * repeats, H)`; zeros when omitted.
+        extra_gates: `(B * repeats, 4H)` added to every step's gates: the input part that does not change over
+            time, already multiplied by its columns of `weight_ih` (the decoder's z), computed once per sentence.
         input_columns: the columns of `weight_ih` that `inputs` multiplies (all by default).
-    Returns: `hidden, cell`, each `(B, T, H)`.
+        repeats: each row of `inputs` stands for `repeats` consecutive rows of the output, which differ only by
+            their `extra_gates` and `state` (importance sampling: K latents decoding one sentence); its gates are
+            computed once.
+    Returns: `hidden, cell`, each `(B * repeats, T, H)`.
     """
     if lstm.bidirectional or lstm.proj_size or not lstm.batch_first or not lstm.bias:
         raise ValueError(
@@ -216,17 +220,32 @@ def lstm_layer(
     if input_columns is not None:
         weight_ih = weight_ih[:, input_columns]
     bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
-    if extra_gates is not None:
+    if repeats > 1:
+        if extra_gates is None:
+            raise ValueError("lstm_layer: repeats > 1 needs the extra_gates that tell the repeated rows apart.")
+        batch, length = inputs.shape[:2]
+        shared = F.linear(inputs, weight_ih).unsqueeze(1)  # (B, 1, T, 4H): once per row of inputs
+        input_gates = (shared + (extra_gates + bias).view(batch, repeats, 1, -1)).flatten(0, 1)
+    elif extra_gates is not None:
         input_gates = F.linear(inputs, weight_ih) + (extra_gates + bias).unsqueeze(1)
     else:
         input_gates = F.linear(inputs, weight_ih, bias)
     if state is None:
-        zeros = inputs.new_zeros(inputs.shape[0], lstm.hidden_size)
+        zeros = inputs.new_zeros(input_gates.shape[0], lstm.hidden_size)
         state = (zeros, zeros)
     weight_hh = getattr(lstm, f"weight_hh_l{layer}")
     if torch.is_grad_enabled():
         return LSTMRecurrence.apply(input_gates, weight_hh, *state)
     return run_recurrence(input_gates, weight_hh, *state, keep_activations=False)
+
+
+def library_lstm_layer(lstm: nn.LSTM, inputs: torch.Tensor, layer: int, state: tuple[torch.Tensor, torch.Tensor]):
+    """Layer `layer` of `lstm` alone by the fused library kernel (`torch.lstm`, what `nn.LSTM` calls):
+    `inputs (B, T, I)`, `state (h0, c0)` each `(B, H)` -> `hidden (B, T, H)` and the final `(h, c)`, each `(B, H)`."""
+    weights = [getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    hidden, h, c = torch.lstm(inputs, (state[0].unsqueeze(0), state[1].unsqueeze(0)), weights, True, 1, 0.0,
+                              torch.is_grad_enabled(), False, True)  # biases, 1 layer, no dropout, (train), 1 way
+    return hidden, (h[0], c[0])
 
 
 def lstm_with_cell_states(lstm: nn.LSTM, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,6 +259,7 @@ def lstm_with_cell_states(lstm: nn.LSTM, inputs: torch.Tensor) -> tuple[torch.Te
 
 __all__ = [
     "LSTMRecurrence",
+    "library_lstm_layer",
     "forced_lstm_path",
     "run_recurrence",
     "linear_recurrence",

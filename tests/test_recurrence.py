@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
-from hf_hrvae import recurrence_hrvae
+from hf_hrvae import decoders_hrvae, recurrence_hrvae
+from hf_hrvae.configuration_hrvae import PRESETS
 from hf_hrvae.recurrence_hrvae import LSTMRecurrence, forced_lstm_path, lstm_layer, use_stepwise_lstm
 
 
@@ -161,3 +162,52 @@ def test_decoder_runs_nn_lstm_for_single_steps_and_without_gradients(make_model,
     with torch.no_grad():  # evaluation: nn.LSTM over the whole sequence
         model(**batch)
     assert steps == [1] * 4 + [batch["input_ids"].shape[1] - 1]
+
+
+@pytest.mark.parametrize("preset", ["hrvae", "vae-cnn"])
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+@pytest.mark.parametrize("path", [None, True, False])
+def test_decoding_one_sentence_for_several_latents_equals_repeating_it(make_model, batch, preset, setting, path):
+    # importance sampling decodes every sentence from K latents: decode(..., repeats=K) must equal K copies
+    model = make_model(setting=setting, num_layers=3, **PRESETS[preset]).eval()
+    ids, repeats = batch["input_ids"], 3
+    latent = torch.randn(ids.shape[0] * repeats, model.config.latent_dim, requires_grad=True)
+    with forced_lstm_path(path):
+        with torch.no_grad():
+            torch.testing.assert_close(model.decode(latent, ids, repeats=repeats),
+                                       model.decode(latent, ids.repeat_interleave(repeats, dim=0)),
+                                       atol=1e-6, rtol=1e-5)
+        gradients = []
+        for logits in (model.decode(latent, ids, repeats=repeats),
+                       model.decode(latent, ids.repeat_interleave(repeats, dim=0))):
+            weights = torch.linspace(-1, 1, logits.numel()).view_as(logits)
+            gradients.append(torch.autograd.grad((logits * weights).sum(), [latent, *model.decoder.parameters()]))
+    for got, expected in zip(*gradients):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_repeated_sentences_share_the_first_layers_input_gates_on_the_cpu(make_model, batch, monkeypatch):
+    model = make_model().eval()
+    calls = []
+    original = decoders_hrvae.lstm_layer
+    monkeypatch.setattr(decoders_hrvae, "lstm_layer",
+                        lambda *args, **kwargs: calls.append(kwargs.get("repeats")) or original(*args, **kwargs))
+    with torch.no_grad():
+        model.decode(torch.randn(4 * len(batch["input_ids"]), model.config.latent_dim), batch["input_ids"], 4)
+    assert calls == [4]  # the first layer from the sentences' gates; the second by nn.LSTM's kernel (no gradients)
+
+
+def test_repeats_are_checked(make_model, batch):
+    model = make_model()
+    ids = batch["input_ids"]
+    latent = torch.randn(2 * ids.shape[0], model.config.latent_dim)
+    with pytest.raises(ValueError, match="repeats > 1 .* is for evaluation"):
+        model.train().decode(latent, ids, repeats=2)
+    model.eval()
+    with pytest.raises(ValueError, match=r"latent has \d+ rows but input_ids has \d+ x repeats=3"):
+        model.decode(latent, ids, repeats=3)
+    with pytest.raises(ValueError, match="positive integer"):
+        model.decoder(ids, model.decoder.initial_state(latent), 0)
+    lstm = nn.LSTM(4, 3, batch_first=True)
+    with pytest.raises(ValueError, match="needs the extra_gates"):
+        lstm_layer(lstm, torch.randn(2, 5, 4), repeats=2)
