@@ -11,7 +11,8 @@ all t and c only for the last step). Two exact ways to get it:
   and only the recurrent `h_{t-1} W_hh` products and the element-wise cell maths go step by step. No gate is
   computed twice, and the decoder's first layer can add the part of its input that does not change over time
   (z) once per sentence instead of once per token. On a CPU, where each operation is cheap to launch and the
-  arithmetic is the cost, this does less work than the library path. (The decoder takes it only in training.)
+  arithmetic is the cost, this does less work than the library path. (The decoder takes it in training, and for
+  its first layer when it decodes one sentence for many latents.)
 
 [`use_stepwise_lstm`] decides; both paths give the same values and gradients (`tests/test_recurrence.py`).
 Only torch here (the file travels with saved models for `trust_remote_code`).
