@@ -61,7 +61,7 @@ class HRVAEDecoder(nn.Module):
         last step. With `repeats` K > 1 every sentence is decoded by K consecutive rows of the state (K latents:
         importance sampling); its embeddings and, on the CPU, its share of the first layer's gates are computed
         once instead of K times. Only in eval mode (the K rows would share the sentence's dropout masks)."""
-        check_repeats(self, input_ids, repeats)
+        check_repeats(self, repeats)
         (lstm_state, condition) = state
         inputs = self.dropout(self.dec_embedding(input_ids))
         shared = repeats > 1 and use_stepwise_lstm(inputs)  # on the CPU without autocast
@@ -100,7 +100,8 @@ class HRVAEDecoder(nn.Module):
         return hidden, (torch.stack(finals_h), torch.stack(finals_c))
 
 
-def check_repeats(decoder: nn.Module, input_ids: torch.Tensor, repeats: int):
+def check_repeats(decoder: nn.Module, repeats: int):
+    """The decoders' `repeats`: a positive integer, above 1 only in eval mode."""
     if repeats < 1 or int(repeats) != repeats:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}.")
     if repeats > 1 and decoder.training:
@@ -148,7 +149,7 @@ class HRVAECNNDecoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, state, repeats: int = 1):
         """`input_ids (B, T')`, a state of `B * repeats` rows -> `logits (B * repeats, T', V)`, the new state
         (`repeats`: as for [`HRVAEDecoder.forward`])."""
-        check_repeats(self, input_ids, repeats)
+        check_repeats(self, repeats)
         latent, pasts = state
         inputs = self.dropout(self.dec_embedding(input_ids))
         inputs = inputs.repeat_interleave(repeats, dim=0) if repeats > 1 else inputs
