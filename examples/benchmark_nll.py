@@ -8,13 +8,12 @@ Random hidden states, weights and targets of the paper's sizes (they do not chan
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from transformers import HfArgumentParser
 
-from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds
+from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds, write_table
 from hf_hrvae.losses_hrvae import TokenNLL
 
 
@@ -54,10 +53,7 @@ def main():
     for vocab_size in args.vocab_sizes:
         times = interleaved_seconds(cases(args.rows, args.hidden_size, vocab_size), repeats=args.repeats)
         lines.append(f"| {vocab_size:,} " + comparison_cells(times, "F.cross_entropy", "TokenNLL"))
-    table = "\n".join(lines) + "\n"
-    if args.output_md:
-        Path(args.output_md).write_text(table)
-    print(table)
+    write_table(lines, args.output_md)
 
 
 if __name__ == "__main__":

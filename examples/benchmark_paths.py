@@ -8,13 +8,12 @@ A random model of the paper's sizes (its weights do not change the cost); random
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from transformers import HfArgumentParser
 
 from hf_hrvae import HRVAEConfig, HRVAEModel
-from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds, with_lstm_path
+from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds, write_table, with_lstm_path
 
 
 @dataclass
@@ -77,10 +76,7 @@ def main():
             times = interleaved_seconds(functions, repeats=args.repeats, warmup=1)
             lines.append(f"| {name} | {rows} " + comparison_cells(times, "library", "stepwise"))
             print(lines[-1], flush=True)
-    table = "\n".join(lines) + "\n"
-    if args.output_md:
-        Path(args.output_md).write_text(table)
-    print(table)
+    write_table(lines, args.output_md)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import resource
 import statistics
 import time
 import traceback
+from pathlib import Path
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -66,16 +67,7 @@ def synchronizer(device) -> callable:
 def median_seconds(function, repeats: int = 5, warmup: int = 1, device="cpu") -> tuple[float, list[float]]:
     """Median wall time of `function()` over `repeats` runs after `warmup` runs; also every time. On a CUDA
     `device` each time runs until the device is idle."""
-    synchronize = synchronizer(device)
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        synchronize()
-        start = time.perf_counter()
-        function()
-        synchronize()
-        times.append(time.perf_counter() - start)
+    times = interleaved_seconds({"function": function}, repeats=repeats, warmup=warmup, device=device)["function"]
     return statistics.median(times), times
 
 
@@ -115,6 +107,15 @@ def comparison_cells(times: dict[str, list[float]], first: str, second: str) -> 
     [`interleaved_seconds`] times (seconds to 4 decimals, the ratio to 2)."""
     return (f"| {statistics.median(times[first]):.4f} | {statistics.median(times[second]):.4f} | "
             f"{paired_ratio(times[first], times[second]):.2f} |")
+
+
+def write_table(lines: list[str], output_md: str | None = None) -> str:
+    """The markdown `lines` as one text, written to `output_md` if given and printed; returns the text."""
+    table = "\n".join(lines) + "\n"
+    if output_md:
+        Path(output_md).write_text(table)
+    print(table)
+    return table
 
 
 def with_lstm_path(function, stepwise: bool):
@@ -176,8 +177,9 @@ class _DataDependentOps(TorchDispatchMode):
 def count_host_syncs(package: str = "hf_hrvae"):
     """Count, on any device, the operations that would make the host wait for a GPU: values read back to Python
     (`.item()`, `.tolist()`, `bool(t)`, ...) and operations whose output size depends on the data (`nonzero`,
-    boolean-mask indexing forward and backward, `unique`, `repeat_interleave` without `output_size`). Yields a `collections.Counter` of `(operation, where)`, `where`
-    being the innermost `file:line` of `package` on the stack ("?" outside it, e.g. in the autograd engine).
+    boolean-mask indexing forward and backward, `unique`, `repeat_interleave` without `output_size`). Yields a
+    `collections.Counter` of `(operation, where)`, `where` being the innermost `file:line` of `package` on the
+    stack ("?" outside it, e.g. in the autograd engine).
 
     On a CPU nothing waits, but the same code waits on a GPU: this finds the synchronisations of a training step
     without one. Backward passes run inside the block count when they run on this thread (the CPU's do).
@@ -225,6 +227,7 @@ __all__ = [
     "interleaved_seconds",
     "paired_ratio",
     "comparison_cells",
+    "write_table",
     "with_lstm_path",
     "sgemm_peak_gflops",
     "peak_rss_mb",

@@ -224,9 +224,8 @@ def lstm_layer(
     if repeats > 1:
         if extra_gates is None:
             raise ValueError("lstm_layer: repeats > 1 needs the extra_gates that tell the repeated rows apart.")
-        batch, length = inputs.shape[:2]
         shared = F.linear(inputs, weight_ih).unsqueeze(1)  # (B, 1, T, 4H): once per row of inputs
-        input_gates = (shared + (extra_gates + bias).view(batch, repeats, 1, -1)).flatten(0, 1)
+        input_gates = (shared + (extra_gates + bias).view(inputs.shape[0], repeats, 1, -1)).flatten(0, 1)
     elif extra_gates is not None:
         input_gates = F.linear(inputs, weight_ih) + (extra_gates + bias).unsqueeze(1)
     else:

@@ -1,4 +1,5 @@
 import collections
+import time
 
 import pytest
 import torch
@@ -10,8 +11,10 @@ from hf_hrvae.benchmarking import (
     decoding_flops_per_token,
     forward_flops_per_token,
     interleaved_seconds,
+    median_seconds,
     paired_ratio,
     training_flops_per_token,
+    write_table,
 )
 
 
@@ -74,3 +77,18 @@ def test_count_host_syncs_finds_read_backs_and_data_dependent_shapes():
 def test_comparison_cells_give_medians_and_the_paired_ratio():
     times = {"slow": [4.0, 9.0, 6.0], "fast": [2.0, 3.0, 4.0]}  # ratios 2, 3, 1.5
     assert comparison_cells(times, "slow", "fast") == "| 6.0000 | 3.0000 | 2.00 |"
+
+
+def test_median_seconds_times_each_run_after_the_warm_up(monkeypatch):
+    calls = []
+    clock = iter(range(100))
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock) ** 2)  # run r takes (2k + 1) "seconds"
+    median, times = median_seconds(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5 and times == [1, 5, 9] and median == 5
+
+
+def test_write_table_writes_and_returns_the_markdown(tmp_path, capsys):
+    path = tmp_path / "table.md"
+    assert write_table(["| a |", "|---|"], str(path)) == "| a |\n|---|\n" == path.read_text()
+    assert "| a |" in capsys.readouterr().out
+    assert write_table(["x"]) == "x\n"  # no file asked for
