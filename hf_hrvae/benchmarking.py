@@ -2,6 +2,7 @@
 
 import collections
 import contextlib
+import importlib
 import resource
 import statistics
 import time
@@ -173,6 +174,22 @@ class _DataDependentOps(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
+def package_file_test(package: str = "hf_hrvae") -> callable:
+    """`in_package(filename) -> bool`: whether a file lies inside the imported `package`'s own directory (this
+    module excepted), decided by the resolved path, not by a substring: a clone named like the package, or a
+    virtual environment inside it, puts the package's name in every path under it."""
+    root = Path(importlib.import_module(package).__file__).resolve().parent
+    this_file = Path(__file__).resolve()
+
+    def in_package(filename: str) -> bool:
+        if not filename or filename.startswith("<"):  # <frozen ...>, <string>: not a file
+            return False
+        path = Path(filename).resolve()
+        return path != this_file and path.is_relative_to(root)
+
+    return in_package
+
+
 @contextlib.contextmanager
 def count_host_syncs(package: str = "hf_hrvae"):
     """Count, on any device, the operations that would make the host wait for a GPU: values read back to Python
@@ -185,10 +202,10 @@ def count_host_syncs(package: str = "hf_hrvae"):
     without one. Backward passes run inside the block count when they run on this thread (the CPU's do).
     """
     calls = collections.Counter()
+    in_package = package_file_test(package)
 
     def record(operation):
-        frames = [frame for frame in traceback.extract_stack()
-                  if f"/{package}/" in frame.filename.replace("\\", "/") and frame.filename != __file__]
+        frames = [frame for frame in traceback.extract_stack() if in_package(frame.filename)]
         where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
         calls[(operation, where)] += 1
 
@@ -234,4 +251,5 @@ __all__ = [
     "peak_device_memory_mb",
     "synchronizer",
     "count_host_syncs",
+    "package_file_test",
 ]

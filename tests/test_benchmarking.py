@@ -1,9 +1,11 @@
 import collections
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
+import hf_hrvae
 from hf_hrvae import HRVAEConfig
 from hf_hrvae.benchmarking import (
     comparison_cells,
@@ -12,6 +14,7 @@ from hf_hrvae.benchmarking import (
     forward_flops_per_token,
     interleaved_seconds,
     median_seconds,
+    package_file_test,
     paired_ratio,
     training_flops_per_token,
     write_table,
@@ -72,6 +75,31 @@ def test_count_host_syncs_finds_read_backs_and_data_dependent_shapes():
         "aten.repeat_interleave.Tensor": 1, "aten._unique2.default": 1, "aten._local_scalar_dense.default": 1,
     }
     assert {where for _, where in calls} == {"?"}  # none of these lines is in hf_hrvae
+
+
+@pytest.mark.parametrize("outside", [
+    "/somewhere/hf_hrvae/tests/x.py",  # a clone named like the package: its tests ...
+    "/somewhere/hf_hrvae/.venv/lib/python3.12/site-packages/torch/x.py",  # ... and a virtual environment inside it
+    "/somewhere/else/hf_hrvae_tools/x.py",
+])
+def test_count_host_syncs_attributes_by_the_package_directory_not_a_path_substring(outside):
+    x = torch.arange(3.0)
+    package_dir = Path(hf_hrvae.__file__).resolve().parent
+    with count_host_syncs() as calls:
+        exec(compile("x.sum().item()", outside, "exec"), {"x": x})
+        exec(compile("x.sum().item()", str(package_dir / "some_module.py"), "exec"), {"x": x})
+    assert calls == {("Tensor.item", "?"): 1, ("Tensor.item", "some_module.py:1"): 1}
+
+
+def test_package_file_test_decides_by_the_resolved_directory(tmp_path):
+    in_package = package_file_test()
+    package_dir = Path(hf_hrvae.__file__).resolve().parent
+    assert in_package(str(package_dir / "modeling_hrvae.py"))
+    assert in_package(str(package_dir / "sub" / ".." / "training.py"))
+    assert not in_package(str(package_dir / "benchmarking.py"))  # the counter itself
+    assert not in_package(str(package_dir.parent / "tests" / "test_x.py"))
+    assert not in_package(str(tmp_path / "hf_hrvae" / "modeling_hrvae.py"))
+    assert not in_package("<frozen runpy>") and not in_package("")
 
 
 def test_comparison_cells_give_medians_and_the_paired_ratio():
