@@ -13,17 +13,16 @@ import os
 import shlex
 import sys
 
-from transformers import HfArgumentParser
-
 from hf_hrvae.evaluation import EvaluationArguments, run_evaluation
+from hf_hrvae.scripts import parse_arguments, run_script
 
 
 def main():
-    (args,) = HfArgumentParser(EvaluationArguments).parse_args_into_dataclasses()
+    (args,) = parse_arguments(EvaluationArguments)
     command = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     results = run_evaluation(args, command=command)
     print(json.dumps({key: results[key] for key in ("split", "num_sentences", "valid", "paper_protocol")}, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -8,9 +8,8 @@ The token comes from HF_TOKEN or `hf auth login`. The logic lives in `hf_hrvae/h
 
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
-
 from hf_hrvae.hub import push_folder
+from hf_hrvae.scripts import parse_arguments, run_script
 
 
 @dataclass
@@ -24,11 +23,11 @@ class PushArguments:
 
 
 def main():
-    (args,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses()
+    (args,) = parse_arguments(PushArguments)
     commit = push_folder(args.model_name_or_path, args.repo_id, private=args.private, revision=args.revision,
                          commit_message=args.commit_message, license=args.license)
     print(f"Uploaded: {getattr(commit, 'commit_url', args.repo_id)}")
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

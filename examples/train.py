@@ -11,20 +11,19 @@ import os
 import shlex
 import sys
 
-from transformers import HfArgumentParser
-
+from hf_hrvae.scripts import parse_arguments, run_script
 from hf_hrvae.training import TrainingArguments, train
 
 
 def main():
-    (args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses()
+    (args,) = parse_arguments(TrainingArguments)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     command = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     results = train(args, command=command)
-    best = results["best_validation"] or {}
-    print(f"best validation ELBO-NLL {best.get('elbo_nll', float('nan')):.3f} at epoch {results['best_epoch']}; "
-          f"model in {args.output_dir}")
+    metric, best = results["metric_for_best_model"], results["best_validation"] or {}
+    print(f"best validation {metric} {best.get(metric, float('nan')):.3f} at epoch {results['best_epoch']} "
+          f"(of {results['epochs']}); model in {args.output_dir}")
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

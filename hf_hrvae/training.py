@@ -19,15 +19,25 @@ from transformers import DataCollatorWithPadding
 from .configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
 from .data import EpochSampler, load_text_splits, padding_fraction, tokenize_splits, tokenizer_for
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
-from .evaluation import evaluate_elbo
+from .evaluation import evaluate_model
 from .modeling_hrvae import HRVAEModel
 from .plotting import plot_training_curves
+from .scripts import CheckpointNotFoundError
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"
+
+# What --metric_for_best_model can choose (lower is better for all of them) and what each one is.
+BEST_MODEL_METRICS = {
+    "elbo_nll": "validation ELBO-NLL (a bound on the NLL)",
+    "iw_nll": "validation importance-weighted NLL (a bound, tighter than the ELBO)",
+    "paper_nll": "validation NLL of the authors' protocol (posterior-mean decoding + time-averaged KL: not a bound)",
+    "reconstruction": "validation reconstruction loss -log p(x | z), z ~ q(z | x) (not a bound: the KL is left out)",
+}
+DEFAULT_EVAL_IW_SAMPLES = 10
 
 
 @dataclass
@@ -60,7 +70,16 @@ class TrainingArguments:
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder, or 'latest'"})
     with_tracking: bool = False
     report_to: str = field(default="all", metadata={"help": "accelerate trackers (tensorboard, wandb, ...)"})
-    early_stopping_patience: int | None = field(default=None, metadata={"help": "epochs without a better val NLL"})
+    metric_for_best_model: str = field(default="elbo_nll", metadata={
+        "choices": list(BEST_MODEL_METRICS),
+        "help": "the validation metric that chooses the exported epoch and drives early stopping (lower is better): "
+                "elbo_nll (a bound), iw_nll (importance-weighted, a tighter bound; --eval_iw_samples), paper_nll "
+                "(the authors' choice: not a bound), reconstruction (not a bound)"})
+    eval_iw_samples: int | None = field(default=None, metadata={
+        "help": f"importance samples per validation sentence for iw_nll (default {DEFAULT_EVAL_IW_SAMPLES} with "
+                "--metric_for_best_model iw_nll, otherwise 0: not computed)"})
+    early_stopping_patience: int | None = field(default=None, metadata={
+        "help": "stop after this many validations without a better --metric_for_best_model"})
     group_by_length: bool = False
     preset: str = field(default="hrvae", metadata={"choices": list(PRESETS),
                                                    "help": "the paper's system to train (docs/baselines.md)"})
@@ -114,6 +133,15 @@ class TrainingArguments:
             raise ValueError(f"--max_train_minutes must be > 0, got {self.max_train_minutes}.")
         if self.max_train_steps is None and self.num_train_epochs < 1:
             raise ValueError("--num_train_epochs must be >= 1 (or give --max_train_steps).")
+        if self.metric_for_best_model not in BEST_MODEL_METRICS:
+            raise ValueError(f"--metric_for_best_model must be one of {list(BEST_MODEL_METRICS)}, "
+                             f"got {self.metric_for_best_model!r}.")
+        if self.eval_iw_samples is None:
+            self.eval_iw_samples = DEFAULT_EVAL_IW_SAMPLES if self.metric_for_best_model == "iw_nll" else 0
+        if self.eval_iw_samples < 0:
+            raise ValueError(f"--eval_iw_samples must be >= 0, got {self.eval_iw_samples}.")
+        if self.metric_for_best_model == "iw_nll" and self.eval_iw_samples == 0:
+            raise ValueError("--metric_for_best_model iw_nll needs --eval_iw_samples >= 1.")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -127,15 +155,31 @@ def list_checkpoints(output_dir) -> list[Path]:
 
 
 def find_checkpoint(output_dir, resume_from_checkpoint: str) -> Path:
-    if resume_from_checkpoint != "latest":
-        path = Path(resume_from_checkpoint)
-        if not (path / STATE_FILE).exists():
-            raise FileNotFoundError(f"{path} is not a checkpoint of this trainer (no {STATE_FILE}).")
+    """The checkpoint `--resume_from_checkpoint` names: `latest` (the newest in `output_dir`), a checkpoint folder
+    (`.../checkpoints/step_N`), or a folder holding checkpoints (a run's output folder, or its `checkpoints/`):
+    its newest one."""
+    accepted = ("'latest' (the newest checkpoint of --output_dir), a checkpoint folder (OUTPUT_DIR/checkpoints/"
+                "step_N), or a folder holding checkpoints (OUTPUT_DIR or OUTPUT_DIR/checkpoints: its newest one)")
+    if resume_from_checkpoint == "latest":
+        candidates = list_checkpoints(output_dir)
+        if not candidates:
+            raise CheckpointNotFoundError(
+                f"--resume_from_checkpoint latest: no checkpoint in {Path(output_dir) / CHECKPOINT_DIR}.")
+        return candidates[-1]
+    path = Path(resume_from_checkpoint)
+    if (path / STATE_FILE).exists():
         return path
-    candidates = list_checkpoints(output_dir)
-    if not candidates:
-        raise FileNotFoundError(f"--resume_from_checkpoint latest: no checkpoint in {Path(output_dir) / CHECKPOINT_DIR}.")
-    return candidates[-1]
+    for folder in (path.parent, path) if path.name == CHECKPOINT_DIR else (path,):
+        candidates = list_checkpoints(folder)
+        if candidates:
+            return candidates[-1]
+    if not path.is_dir():
+        raise CheckpointNotFoundError(f"--resume_from_checkpoint {path}: no such folder. Accepted: {accepted}.")
+    found = sorted(child.name for child in path.iterdir())
+    shown = ", ".join(found[:20]) + (f", ... ({len(found)} entries)" if len(found) > 20 else "") or "nothing"
+    raise CheckpointNotFoundError(
+        f"--resume_from_checkpoint {path}: neither a checkpoint of this trainer (no {STATE_FILE}) nor a folder "
+        f"holding one; it holds: {shown}. Accepted: {accepted}.")
 
 
 MODEL_OPTIONS = (
@@ -167,8 +211,11 @@ class Trainer:
             log_with=args.report_to if args.with_tracking else None,
             project_dir=args.output_dir,
         )
-        self.state = {"completed_steps": 0, "epoch": 0, "batch_in_epoch": 0, "best_nll": None,
-                      "best_epoch": None, "epochs_without_improvement": 0, "log_lines": 0, "validations": []}
+        # `epoch`: epochs completed (the running epoch's 0-based index, which seeds its batch order); every record
+        # (validations, logs, `best_epoch`) counts epochs from 1.
+        self.state = {"completed_steps": 0, "epoch": 0, "batch_in_epoch": 0, "epochs_counted_from": 1,
+                      "metric_for_best_model": args.metric_for_best_model, "best_metric": None, "best_epoch": None,
+                      "epochs_without_improvement": 0, "log_lines": 0, "validations": []}
 
     # ------------------------------------------------------------------ set-up
     def setup(self):
@@ -251,13 +298,24 @@ class Trainer:
 
     def resume(self, path: Path):
         self.accelerator.load_state(str(path))
-        self.state = json.loads((path / STATE_FILE).read_text())
+        state = json.loads((path / STATE_FILE).read_text())
+        renumber = "epochs_counted_from" not in state  # a checkpoint of an earlier version: epochs counted from 0
+        self.state = upgrade_state(state)
+        metric = self.args.metric_for_best_model
+        if self.state["metric_for_best_model"] != metric:
+            logger.warning(f"The checkpoint chose its best epoch by {self.state['metric_for_best_model']}; this run "
+                           f"chooses by {metric}: the epochs validated before it are not candidates.")
+            self.state.update(metric_for_best_model=metric, best_metric=None, best_epoch=None,
+                              epochs_without_improvement=0)
         log = self.output_dir / LOG_FILE
         if self.accelerator.is_main_process and log.exists():  # forget what the interrupted run logged later
             lines = log.read_text(encoding="utf-8").splitlines(keepends=True)[: self.state["log_lines"]]
+            if renumber:
+                lines = [json.dumps(renumbered_entry(json.loads(line))) + "\n" for line in lines]
             log.write_text("".join(lines), encoding="utf-8")
         self.last_checkpoint = path
-        logger.info(f"Resumed from {path} at step {self.state['completed_steps']}, epoch {self.state['epoch']}.")
+        logger.info(f"Resumed from {path} at step {self.state['completed_steps']}, after epoch {self.state['epoch']}"
+                    f" (+{self.state['batch_in_epoch']} batches).")
 
     def log(self, entry: dict):
         if self.args.with_tracking:
@@ -285,20 +343,30 @@ class Trainer:
         if not all(math.isfinite(value) for value in (loss, reconstruction, kl_holistic, kl_last)):
             last = getattr(self, "last_checkpoint", None)
             raise NonFiniteLossError(
-                f"Non-finite loss ({loss}) at step {self.state['completed_steps'] + 1}, epoch {self.state['epoch']}; "
+                f"Non-finite loss ({loss}) at step {self.state['completed_steps'] + 1}, epoch {self.state['epoch'] + 1}; "
                 f"last good checkpoint: {last if last else 'none (use --checkpointing_steps)'}."
             )
         return {"loss": loss, "reconstruction": reconstruction, "kl_holistic": kl_holistic, "kl_last": kl_last,
                 "elbo": reconstruction + kl_last}
 
+    def evaluate(self) -> dict:
+        """Every validation metric: the valid ones (ELBO-NLL, reconstruction, KL, MI, AU; IW-NLL with
+        `--eval_iw_samples`) and the paper protocol's (`paper_nll`, `paper_kl`, `paper_ppl`), flat."""
+        results = evaluate_model(self.model, self.eval_loader, self.accelerator, seed=self.args.seed,
+                                 iw_samples=self.args.eval_iw_samples, description="validation")
+        paper = results["paper_protocol"]
+        return {"num_sentences": results["num_sentences"], "num_tokens": results["num_tokens"], **results["valid"],
+                "paper_nll": paper["nll"], "paper_kl": paper["kl"], "paper_ppl": paper["ppl"]}
+
     def validate(self, **extra) -> dict:
-        metrics = evaluate_elbo(self.model, self.eval_loader, self.accelerator, seed=self.args.seed,
-                                description="validation")
-        metrics.update(epoch=self.state["epoch"], step=self.state["completed_steps"], **extra)
+        """Validate after an epoch; export the model if `--metric_for_best_model` is the best so far."""
+        metrics = self.evaluate()
+        metrics.update(epoch=self.state["epoch"] + 1, step=self.state["completed_steps"], **extra)
         self.state["validations"].append(metrics)
         self.log({"kind": "validation", **metrics})
-        if self.state["best_nll"] is None or metrics["elbo_nll"] < self.state["best_nll"]:
-            self.state.update(best_nll=metrics["elbo_nll"], best_epoch=self.state["epoch"], epochs_without_improvement=0)
+        value = metrics[self.args.metric_for_best_model]
+        if self.state["best_metric"] is None or value < self.state["best_metric"]:
+            self.state.update(best_metric=value, best_epoch=metrics["epoch"], epochs_without_improvement=0)
             self.export()
         else:
             self.state["epochs_without_improvement"] += 1
@@ -342,7 +410,7 @@ class Trainer:
                     continue
                 self.state["completed_steps"] += 1
                 step = self.state["completed_steps"]
-                self.log({"kind": "train_step", "step": step, "epoch": self.state["epoch"], **metrics,
+                self.log({"kind": "train_step", "step": step, "epoch": self.state["epoch"] + 1, **metrics,
                           "elapsed_s": round(time.time() - start_time, 3)})
                 progress.update(1)
                 progress.set_postfix(loss=f"{metrics['loss']:.2f}", kl=f"{metrics['kl_holistic']:.2f}")
@@ -354,7 +422,8 @@ class Trainer:
                     stop = True
                     break
             metrics = self.validate(train_seconds=round(time.time() - epoch_start, 3))
-            logger.info(f"epoch {self.state['epoch']}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            logger.info(f"epoch {metrics['epoch']}: " + ", ".join(
+                f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"))
             self.state.update(epoch=self.state["epoch"] + 1, batch_in_epoch=0)
             if args.max_train_minutes is not None and not stop:
                 elapsed = time.time() - start_time
@@ -366,7 +435,7 @@ class Trainer:
                     stop = True
             patience = args.early_stopping_patience
             if patience is not None and self.state["epochs_without_improvement"] >= patience:
-                logger.info(f"Early stopping: no better validation NLL for {patience} epochs.")
+                logger.info(f"Early stopping: no better validation {args.metric_for_best_model} for {patience} epochs.")
                 stop = True
             if args.checkpointing_steps == "epoch":
                 self.checkpoint()
@@ -383,9 +452,12 @@ class Trainer:
             "completed_steps": self.state["completed_steps"],
             "epochs": self.state["epoch"],
             "wall_time_s": wall_time,
+            "epochs_counted_from": 1,
+            "metric_for_best_model": self.state["metric_for_best_model"],
+            "best_metric": self.state["best_metric"],
             "best_epoch": self.state["best_epoch"],
             "best_validation": next(
-                (v for v in self.state["validations"] if v["elbo_nll"] == self.state["best_nll"]), None
+                (v for v in self.state["validations"] if v["epoch"] == self.state["best_epoch"]), None
             ),
             "validations": self.state["validations"],
         }
@@ -403,11 +475,29 @@ class Trainer:
         return results
 
 
+def renumbered_entry(entry: dict) -> dict:
+    """A record of an earlier version (epochs counted from 0) with its epoch counted from 1."""
+    return {**entry, "epoch": entry["epoch"] + 1} if isinstance(entry.get("epoch"), int) else entry
+
+
+def upgrade_state(state: dict) -> dict:
+    """A checkpoint's trainer state in today's layout: earlier versions counted epochs from 0 in their records
+    and chose the best epoch by ELBO-NLL (`best_nll`)."""
+    if "epochs_counted_from" in state:
+        return state
+    state = dict(state)
+    state["validations"] = [renumbered_entry(v) for v in state["validations"]]
+    if state.get("best_epoch") is not None:
+        state["best_epoch"] += 1
+    state.update(epochs_counted_from=1, metric_for_best_model="elbo_nll", best_metric=state.pop("best_nll", None))
+    return state
+
+
 def train(args: TrainingArguments, callbacks=(), command: str | None = None) -> dict:
-    """Train, export the best model by validation ELBO-NLL to `args.output_dir`, return the results.
+    """Train, export the best model by `args.metric_for_best_model` to `args.output_dir`, return the results.
 
     `command`: the command line to record in `train_results.json` (and the model card)."""
     return Trainer(args, callbacks, command).run()
 
 
-__all__ = ["TrainingArguments", "Trainer", "train", "NonFiniteLossError", "find_checkpoint"]
+__all__ = ["TrainingArguments", "Trainer", "train", "NonFiniteLossError", "find_checkpoint", "BEST_MODEL_METRICS"]

@@ -9,7 +9,16 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from conftest import REPO_ROOT
-from hf_hrvae.training import NonFiniteLossError, Trainer, TrainingArguments, train
+from hf_hrvae.scripts import CheckpointNotFoundError
+from hf_hrvae.training import (
+    STATE_FILE,
+    NonFiniteLossError,
+    Trainer,
+    TrainingArguments,
+    find_checkpoint,
+    train,
+    upgrade_state,
+)
 
 
 def tiny_args(data, output_dir, **overrides):
@@ -102,7 +111,7 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(e2e_folder, tmp_path):
             with torch.no_grad():
                 trainer.accelerator.unwrap_model(trainer.model).decoder.output_projection.bias.fill_(float("nan"))
 
-    with pytest.raises(NonFiniteLossError, match=r"at step 4, epoch 0; last good checkpoint: .*step_2"):
+    with pytest.raises(NonFiniteLossError, match=r"at step 4, epoch 1; last good checkpoint: .*step_2"):
         Trainer(tiny_args(e2e_folder, tmp_path / "nan", checkpointing_steps="2"), [poison]).run()
 
 
@@ -110,6 +119,137 @@ def test_checkpoints_total_limit_keeps_the_newest(e2e_folder, tmp_path):
     out = tmp_path / "limited"
     train(tiny_args(e2e_folder, out, checkpointing_steps="1", checkpoints_total_limit=2))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_5", "step_6"]
+
+
+# Scripted validations where the four metrics disagree: each picks another epoch (lower is better).
+SCRIPTED = {1: dict(elbo_nll=10, iw_nll=12, paper_nll=9, reconstruction=9),
+            2: dict(elbo_nll=11, iw_nll=11, paper_nll=10, reconstruction=8),
+            3: dict(elbo_nll=12, iw_nll=13, paper_nll=8, reconstruction=10),
+            4: dict(elbo_nll=13, iw_nll=14, paper_nll=11, reconstruction=7)}
+PICKED = {"elbo_nll": 1, "iw_nll": 2, "paper_nll": 3, "reconstruction": 4}
+
+
+def scripted_evaluate(weights_by_epoch):
+    def evaluate(trainer):
+        epoch = trainer.state["epoch"] + 1
+        weights_by_epoch[epoch] = final_weights(trainer)
+        return dict(SCRIPTED[epoch])
+    return evaluate
+
+
+@pytest.mark.parametrize("metric", list(PICKED))
+def test_metric_for_best_model_exports_the_epoch_it_picks(e2e_folder, tmp_path, monkeypatch, metric):
+    weights = {}
+    monkeypatch.setattr(Trainer, "evaluate", scripted_evaluate(weights))
+    out = tmp_path / metric
+    results = train(tiny_args(e2e_folder, out, num_train_epochs=4, metric_for_best_model=metric))
+    assert results["metric_for_best_model"] == metric and results["best_epoch"] == PICKED[metric]
+    assert results["best_metric"] == SCRIPTED[PICKED[metric]][metric]
+    assert results["best_validation"]["epoch"] == PICKED[metric]
+    assert [v["epoch"] for v in results["validations"]] == [1, 2, 3, 4]  # epochs counted from 1
+    saved = json.loads((out / "train_results.json").read_text())
+    assert saved["metric_for_best_model"] == metric and saved["best_epoch"] == PICKED[metric]
+    exported = AutoModel.from_pretrained(out).state_dict()
+    for name, tensor in weights[PICKED[metric]].items():
+        torch.testing.assert_close(exported[name], tensor, atol=0, rtol=0, msg=name)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert sorted({e["epoch"] for e in log}) == [1, 2, 3, 4]
+
+
+def test_early_stopping_follows_the_metric_for_best_model(e2e_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "evaluate", scripted_evaluate({}))
+    by_iw = train(tiny_args(e2e_folder, tmp_path / "iw", num_train_epochs=4, metric_for_best_model="iw_nll",
+                            early_stopping_patience=1))
+    assert by_iw["epochs"] == 3 and by_iw["best_epoch"] == 2  # epoch 3 is no better: stop
+    by_elbo = train(tiny_args(e2e_folder, tmp_path / "elbo", num_train_epochs=4, early_stopping_patience=1))
+    assert by_elbo["epochs"] == 2 and by_elbo["best_epoch"] == 1
+
+
+def test_validation_records_every_metric_it_computes(e2e_folder, tmp_path):
+    results = train(tiny_args(e2e_folder, tmp_path / "iw", metric_for_best_model="iw_nll", eval_iw_samples=3,
+                              max_eval_samples=8))
+    validation = results["validations"][0]
+    assert validation["iw_samples"] == 3 and validation["iw_nll"] <= validation["elbo_nll"] + 1.0
+    assert validation["paper_nll"] > 0 and validation["paper_kl"] == pytest.approx(validation["kl_holistic"])
+    for key in ("elbo_nll", "reconstruction", "kl", "mutual_info", "active_units", "paper_ppl", "ppl"):
+        assert key in validation
+    assert results["best_metric"] == validation["iw_nll"]
+    plain = train(tiny_args(e2e_folder, tmp_path / "plain", max_eval_samples=8))["validations"][0]
+    assert "iw_nll" not in plain and "paper_nll" in plain  # IW-NLL only when asked for (it costs k decodes)
+
+
+def test_bad_metric_flags_are_refused():
+    with pytest.raises(ValueError, match="--metric_for_best_model must be one of"):
+        TrainingArguments(dataset_name="e2e", output_dir="x", metric_for_best_model="bleu")
+    with pytest.raises(ValueError, match="iw_nll needs --eval_iw_samples >= 1"):
+        TrainingArguments(dataset_name="e2e", output_dir="x", metric_for_best_model="iw_nll", eval_iw_samples=0)
+    assert TrainingArguments(dataset_name="e2e", output_dir="x", metric_for_best_model="iw_nll").eval_iw_samples == 10
+    assert TrainingArguments(dataset_name="e2e", output_dir="x").eval_iw_samples == 0
+
+
+def make_checkpoints(output_dir, steps):
+    for step in steps:
+        folder = output_dir / "checkpoints" / f"step_{step}"
+        folder.mkdir(parents=True)
+        (folder / STATE_FILE).write_text("{}")
+    (output_dir / "checkpoints" / "step_99.partial").mkdir()  # a checkpoint being written: never chosen
+
+
+def test_resume_accepts_the_folders_a_user_sees(tmp_path):
+    out = tmp_path / "run"
+    make_checkpoints(out, [6, 12, 30])
+    newest = out / "checkpoints" / "step_30"
+    assert find_checkpoint(out, "latest") == newest
+    assert find_checkpoint("elsewhere", str(out)) == newest  # the run's output folder
+    assert find_checkpoint("elsewhere", str(out / "checkpoints")) == newest  # the folder of checkpoints
+    assert find_checkpoint("elsewhere", str(out / "checkpoints" / "step_12")) == out / "checkpoints" / "step_12"
+
+
+def test_resume_from_a_folder_without_checkpoints_says_what_it_found(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    with pytest.raises(CheckpointNotFoundError, match=r"it holds: config.json\. Accepted: 'latest'.*step_N.*"):
+        find_checkpoint(tmp_path / "run", str(tmp_path / "run"))
+    with pytest.raises(CheckpointNotFoundError, match="no such folder"):
+        find_checkpoint(tmp_path, str(tmp_path / "missing"))
+    with pytest.raises(CheckpointNotFoundError, match="latest: no checkpoint"):
+        find_checkpoint(tmp_path / "run", "latest")
+
+
+def test_resuming_a_checkpoint_of_the_earlier_layout(e2e_folder, tmp_path, caplog):
+    """Checkpoints written before --metric_for_best_model counted epochs from 0 and kept `best_nll`."""
+    out = tmp_path / "old"
+    train(tiny_args(e2e_folder, out, checkpointing_steps="epoch"))
+    state_file = out / "checkpoints" / "step_6" / STATE_FILE
+    state = json.loads(state_file.read_text())
+    old = {k: v for k, v in state.items() if k not in ("epochs_counted_from", "metric_for_best_model", "best_metric")}
+    old.update(best_nll=state["best_metric"], best_epoch=0, validations=[{**state["validations"][0], "epoch": 0}])
+    state_file.write_text(json.dumps(old))
+    log = out / "train_log.jsonl"
+    log.write_text("".join(json.dumps({**json.loads(line), "epoch": json.loads(line)["epoch"] - 1}) + "\n"
+                           for line in log.read_text().splitlines()))
+    assert upgrade_state(old) == {**state, "best_epoch": 1}
+    with caplog.at_level("WARNING"):
+        results = train(tiny_args(e2e_folder, out, num_train_epochs=2, resume_from_checkpoint=str(out),
+                                  metric_for_best_model="reconstruction"))
+    assert "chose its best epoch by elbo_nll; this run chooses by reconstruction" in caplog.text
+    assert [v["epoch"] for v in results["validations"]] == [1, 2]
+    assert results["best_epoch"] == 2  # epoch 1 had no reconstruction-chosen export: not a candidate
+    assert results["metric_for_best_model"] == "reconstruction"
+    assert sorted({json.loads(line)["epoch"] for line in log.read_text().splitlines()}) == [1, 2]
+
+
+def test_scripts_end_user_errors_with_a_message_not_a_traceback(tmp_path):
+    script = REPO_ROOT / "examples" / "train.py"
+    offline = subprocess.run([sys.executable, script, "--dataset_name", "e2e", "--output_dir", tmp_path / "x"],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1",
+                                                                             "HF_DATASETS_OFFLINE": "1"})
+    assert offline.returncode == 1 and "Traceback" not in offline.stderr
+    assert "error: Could not load the dataset" in offline.stderr and "../shared/data/e2e_nlg" in offline.stderr
+    bad = subprocess.run([sys.executable, script, "--dataset_name", "e2e", "--output_dir", tmp_path / "x",
+                          "--metric_for_best_model", "iw_nll", "--eval_iw_samples", "0"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "needs --eval_iw_samples" in bad.stderr
 
 
 def test_bad_flags_are_refused():
