@@ -128,6 +128,33 @@ def describe(config: dict, setting: str) -> str:
             "no annealing), and the LSTM decoder starts from the last step's latent.")
 
 
+METRIC_NAMES = {"elbo_nll": "ELBO-NLL", "iw_nll": "IW-NLL", "paper_nll": "paper-protocol NLL (not a bound)",
+                "reconstruction": "reconstruction loss (not a bound)"}
+
+
+def exported_epoch(training: dict) -> str:
+    """Which epoch the folder holds and which validation metric chose it (records before `metric_for_best_model`
+    chose by ELBO-NLL and counted epochs from 0)."""
+    metric = training.get("metric_for_best_model", "elbo_nll")
+    epoch = training.get("best_epoch")
+    if epoch is not None and training.get("epochs_counted_from") != 1:
+        epoch += 1
+    samples = (training.get("best_validation") or {}).get("iw_samples")
+    name = METRIC_NAMES.get(metric, metric) + (f", k = {samples}" if metric == "iw_nll" and samples else "")
+    return (f"the exported model is epoch {epoch} of {training.get('epochs', '?')}, the best by validation {name} "
+            f"(`--metric_for_best_model {metric}`)")
+
+
+def validation_summary(validation: dict) -> str:
+    """The exported epoch's validation numbers that were computed, in nats per sentence."""
+    labels = [("elbo_nll", "ELBO-NLL"), ("iw_nll", "IW-NLL"), ("reconstruction", "reconstruction"),
+              ("kl", "KL of the used z"), ("active_units", "active units"), ("mutual_info", "MI"),
+              ("paper_nll", "paper-protocol NLL")]
+    parts = [f"{label} {validation[key]:.2f}" if isinstance(validation[key], float) else f"{label} {validation[key]}"
+             for key, label in labels if validation.get(key) is not None]
+    return ", ".join(parts) if parts else "not recorded"
+
+
 def build_model_card(folder, repo_id: str, revision: str | None = None, license: str = "apache-2.0") -> ModelCard:
     """The card of `folder`, from its config, `train_results.json` and `eval_*.json` (nothing hand-written)."""
     folder = Path(folder)
@@ -182,7 +209,7 @@ mu, logvar = model.encode(**batch)                                     # the pos
 ## Training
 
 - Data: `{arguments.get('dataset_name', 'unknown')}` (Hub id: {dataset or 'n/a'}), training split; vocabulary
-  built from the training split only; best model by validation ELBO-NLL (epoch {training.get('best_epoch')}).
+  built from the training split only; {exported_epoch(training)}.
 - Command ({training.get('num_processes', '?')} process(es), {training.get('wall_time_s', 0) / 60:.0f} minutes,
   {training.get('epochs', '?')} epochs, {training.get('completed_steps', '?')} steps):
 
@@ -190,8 +217,7 @@ mu, logvar = model.encode(**batch)                                     # the pos
 {command or 'not recorded'}
 ```
 
-Best validation: ELBO-NLL {best.get('elbo_nll', float('nan')):.2f}, KL {best.get('kl', float('nan')):.2f},
-ELBO-PPL {best.get('elbo_ppl', float('nan')):.2f}.
+Validation of the exported epoch: {validation_summary(best)}.
 
 ![Training curves: reconstruction loss and KL](training_curves.png)
 

@@ -144,6 +144,12 @@ def qualitative_samples(model, tokenizer, texts: list[str], seed: int = 0, how_m
     }
 
 
+# What a record keeps of each validation (the keys a validation computed; IW-NLL and the paper protocol only in
+# runs that computed them).
+VALIDATION_CURVE_KEYS = ("epoch", "step", "elbo_nll", "reconstruction", "kl", "kl_holistic", "iw_nll", "iw_samples",
+                         "paper_nll", "paper_kl", "mutual_info", "active_units", "train_seconds")
+
+
 def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_log_entries: list[dict],
                  samples: dict | None = None, device: str | None = None, reproduce_command: str | None = None) -> dict:
     """The `results/{name}.json` record: the evaluation JSON plus the run's provenance and curves."""
@@ -159,6 +165,8 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         "device": device or device_description(),
         "epochs": train_results["epochs"],
         "best_epoch": train_results["best_epoch"],
+        "metric_for_best_model": train_results.get("metric_for_best_model", "elbo_nll"),
+        "epochs_counted_from": 1,
         "completed_steps": train_results["completed_steps"],
         "training_wall_time_s": round(train_results["wall_time_s"], 1),
         "evaluation_wall_time_s": eval_results["wall_time_s"],
@@ -166,8 +174,7 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         # the evaluation JSON of examples/evaluate.py (its wall time and command are the two above)
         **{key: eval_results.get(key) for key in ("split", "num_sentences", "num_tokens", "valid", "paper_protocol",
                                                   "num_processes", "arguments")},
-        "validation_curve": [{key: v.get(key) for key in ("epoch", "step", "elbo_nll", "reconstruction", "kl",
-                                                          "kl_holistic", "train_seconds")}
+        "validation_curve": [{key: v[key] for key in VALIDATION_CURVE_KEYS if key in v}
                              for v in train_results["validations"]],
         "training_curve": downsample_curve(train_log_entries),
         "samples": samples,
@@ -216,7 +223,9 @@ def runs_markdown(records: list[dict]) -> str:
     """Every run's exact commands, wall times, epochs and device."""
     lines = []
     for r in sorted(records, key=lambda r: r["name"]):
-        lines += [f"**{r['name']}** — {r['epochs']} epochs (best validation ELBO-NLL after epoch {r['best_epoch'] + 1}), "
+        metric = r.get("metric_for_best_model", "elbo_nll")
+        lines += [f"**{r['name']}** — {r['epochs']} epochs (exported: epoch {r['best_epoch']}, the best by "
+                  f"validation {metric}), "
                   f"{r['completed_steps']} steps; training {r['training_wall_time_s'] / 60:.1f} min, test evaluation "
                   f"{r['evaluation_wall_time_s'] / 60:.1f} min; {r['device']}.", "", "```bash", r["command"],
                   r["evaluation_command"] or "(evaluation command not recorded)", "```", ""]

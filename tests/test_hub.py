@@ -48,6 +48,25 @@ def test_card_metadata_comes_from_the_run(run_folder):
     assert "python examples/train.py --dataset_name e2e --output_dir out" in card
     assert "model.interpolate(" in card and "@inproceedings{li2019stable" in card
     assert "training_curves.png" in card and "not bounds" in card
+    assert "the exported model is epoch 1 of 1, the best by validation ELBO-NLL (`--metric_for_best_model elbo_nll`)" in card
+
+
+def test_card_says_which_metric_chose_the_epoch(run_folder, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("config.json", "train_results.json"):
+        (folder / name).write_text((run_folder / name).read_text())
+    training = json.loads((folder / "train_results.json").read_text())
+    training.update(metric_for_best_model="iw_nll", best_epoch=3, epochs=7,
+                    best_validation={"epoch": 3, "iw_nll": 101.25, "iw_samples": 10, "elbo_nll": 104.5, "kl": 9.75,
+                                     "active_units": 41})
+    (folder / "train_results.json").write_text(json.dumps(training))
+    card = str(build_model_card(folder, "someone/hrvae-e2e"))
+    assert "epoch 3 of 7, the best by validation IW-NLL, k = 10 (`--metric_for_best_model iw_nll`)" in card
+    assert "ELBO-NLL 104.50, IW-NLL 101.25, KL of the used z 9.75, active units 41" in card
+    del training["epochs_counted_from"], training["metric_for_best_model"]  # a record of an earlier version
+    (folder / "train_results.json").write_text(json.dumps(training))
+    assert "epoch 4 of 7, the best by validation ELBO-NLL" in str(build_model_card(folder, "someone/hrvae-e2e"))
 
 
 class Recorder:

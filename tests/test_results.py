@@ -16,6 +16,7 @@ from hf_hrvae.results import (
     merge_curve,
     plot_figure2,
     results_sections,
+    runs_markdown,
     sample_indices,
     table2_markdown,
 )
@@ -68,9 +69,10 @@ def test_sample_indices_are_evenly_spaced_and_fixed():
 
 def fake_record(dataset, preset, setting, nll):
     train_results = {"command": "python examples/train.py ...", "epochs": 3, "best_epoch": 2, "completed_steps": 30,
-                     "wall_time_s": 60.0,
-                     "validations": [{"epoch": 0, "step": 10, "elbo_nll": nll + 1, "kl": 1.0, "reconstruction": nll,
-                                      "kl_holistic": 0.5, "train_seconds": 20.0}]}
+                     "wall_time_s": 60.0, "metric_for_best_model": "iw_nll",
+                     "validations": [{"epoch": 1, "step": 10, "elbo_nll": nll + 1, "kl": 1.0, "reconstruction": nll,
+                                      "kl_holistic": 0.5, "iw_nll": nll + 0.5, "iw_samples": 10, "paper_nll": nll - 1,
+                                      "num_tokens": 99, "train_seconds": 20.0}]}
     eval_results = {"command": "python examples/evaluate.py ...", "wall_time_s": 12.5, "split": "test",
                     "num_sentences": 10, "num_tokens": 200, "arguments": {"iw_samples": 500},
                     "valid": {"elbo_nll": nll + 2, "iw_nll": nll + 1, "iw_samples": 500, "kl": 3.25, "ppl": 9.5,
@@ -92,6 +94,10 @@ def test_record_holds_the_evaluation_layout_and_the_provenance():
     assert record["wall_time_s"] == 72.5 and record["epochs"] == 3
     assert record["valid"]["iw_nll"] == 51.0 and record["paper_protocol"]["nll"] == 50.0
     assert len(record["training_curve"]["step"]) == 300 and record["validation_curve"][0]["elbo_nll"] == 51.0
+    assert record["validation_curve"][0]["iw_nll"] == 50.5 and record["validation_curve"][0]["paper_nll"] == 49.0
+    assert "num_tokens" not in record["validation_curve"][0] and "active_units" not in record["validation_curve"][0]
+    assert record["metric_for_best_model"] == "iw_nll" and record["best_epoch"] == 2
+    assert "exported: epoch 2, the best by validation iw_nll" in runs_markdown([record])
 
 
 def test_tables_put_the_papers_numbers_beside_ours():
