@@ -146,15 +146,21 @@ class EpochSampler(Sampler):
     """A shuffle that depends only on (seed, epoch), so a resumed run replays the same order.
 
     With `group_by_length`, transformers' `get_length_grouped_indices` puts sentences of similar length together
-    (mega-batches of 50 batches sorted by length) to cut padding.
+    (mega-batches of 50 batches sorted by length) to cut padding. With `sort_by_length`, the authors' order: the
+    corpus sorted by length (ties in corpus order), the same every epoch, shortest first, so the batches are its
+    consecutive slices.
     """
 
-    def __init__(self, lengths, batch_size: int, seed: int, group_by_length: bool = False, shuffle: bool = True):
+    def __init__(self, lengths, batch_size: int, seed: int, group_by_length: bool = False, shuffle: bool = True,
+                 sort_by_length: bool = False):
+        if sort_by_length and group_by_length:
+            raise ValueError("sort_by_length (the authors' fixed order) and group_by_length exclude each other.")
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.group_by_length = group_by_length
         self.shuffle = shuffle
+        self.sort_by_length = sort_by_length
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -164,6 +170,8 @@ class EpochSampler(Sampler):
         return len(self.lengths)
 
     def __iter__(self):
+        if self.sort_by_length:  # sorted() is stable: equal lengths keep the corpus order
+            return iter(sorted(range(len(self.lengths)), key=self.lengths.__getitem__))
         if not self.shuffle:
             return iter(range(len(self.lengths)))
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)

@@ -80,7 +80,13 @@ class TrainingArguments:
                 "--metric_for_best_model iw_nll, otherwise 0: not computed)"})
     early_stopping_patience: int | None = field(default=None, metadata={
         "help": "stop after this many validations without a better --metric_for_best_model"})
-    group_by_length: bool = False
+    group_by_length: bool = field(default=False, metadata={
+        "help": "shuffled batches of sentences of similar length (less padding)"})
+    batch_order: str = field(default="shuffled", metadata={
+        "choices": ["shuffled", "sorted"],
+        "help": "shuffled: a new order every epoch (random, or length groups with --group_by_length); sorted: the "
+                "authors' code's order, the corpus sorted by length cut into consecutive batches, the same every "
+                "epoch, shortest first"})
     preset: str = field(default="hrvae", metadata={"choices": list(PRESETS),
                                                    "help": "the paper's system to train (docs/baselines.md)"})
     # Model options: None keeps the preset's value (HRVAEConfig's defaults: 512 / 256 / 2 layers / dropout 0.5 ...).
@@ -133,6 +139,11 @@ class TrainingArguments:
             raise ValueError(f"--max_train_minutes must be > 0, got {self.max_train_minutes}.")
         if self.max_train_steps is None and self.num_train_epochs < 1:
             raise ValueError("--num_train_epochs must be >= 1 (or give --max_train_steps).")
+        if self.batch_order not in ("shuffled", "sorted"):
+            raise ValueError(f"--batch_order must be 'shuffled' or 'sorted', got {self.batch_order!r}.")
+        if self.batch_order == "sorted" and self.group_by_length:
+            raise ValueError("--batch_order sorted is the authors' fixed length-sorted order: leave out "
+                             "--group_by_length (which shuffles length groups).")
         if self.metric_for_best_model not in BEST_MODEL_METRICS:
             raise ValueError(f"--metric_for_best_model must be one of {list(BEST_MODEL_METRICS)}, "
                              f"got {self.metric_for_best_model!r}.")
@@ -243,7 +254,8 @@ class Trainer:
         )
         collator = DataCollatorWithPadding(self.tokenizer)
         lengths = self.data["train"]["length"]
-        self.sampler = EpochSampler(lengths, args.per_device_train_batch_size, args.seed, args.group_by_length)
+        self.sampler = EpochSampler(lengths, args.per_device_train_batch_size, args.seed, args.group_by_length,
+                                    sort_by_length=args.batch_order == "sorted")
         # The loader's own generator: creating an iterator would otherwise draw from the global RNG, and a resumed
         # run (which creates one mid-epoch) would not replay the same dropout and z noise.
         train_loader = DataLoader(self.data["train"].remove_columns("length"), sampler=self.sampler,

@@ -87,6 +87,16 @@ def test_tokenized_splits_carry_length_and_index(tmp_path):
     assert data["train"]["length"] == [4, 3] and data["train"]["index"] == [0, 1]
 
 
+def test_sorted_batch_order_is_the_authors_fixed_length_sorted_order():
+    lengths = [5, 3, 9, 3, 1, 5]
+    sampler = EpochSampler(lengths, batch_size=2, seed=5, sort_by_length=True)
+    assert list(sampler) == [4, 1, 3, 0, 5, 2]  # shortest first; equal lengths in corpus order
+    sampler.set_epoch(7)
+    assert list(sampler) == [4, 1, 3, 0, 5, 2]  # the same every epoch
+    with pytest.raises(ValueError, match="exclude each other"):
+        EpochSampler(lengths, batch_size=2, seed=5, group_by_length=True, sort_by_length=True)
+
+
 def test_epoch_sampler_is_a_function_of_seed_and_epoch():
     lengths = list(range(1, 101))
     sampler = EpochSampler(lengths, batch_size=10, seed=5)

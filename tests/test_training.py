@@ -73,8 +73,9 @@ def test_example_script_short_run_exports_a_loadable_model(e2e_folder, tmp_path)
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"group_by_length": True}, {"preset": "vae-lstm-base", "kl_annealing": "linear", "kl_anneal_steps": 10}],
-    ids=["shuffled", "grouped", "annealed"],
+    [{}, {"group_by_length": True}, {"batch_order": "sorted"},
+     {"preset": "vae-lstm-base", "kl_annealing": "linear", "kl_anneal_steps": 10}],
+    ids=["shuffled", "grouped", "sorted", "annealed"],
 )
 def test_kill_and_resume_gives_the_same_weights(e2e_folder, tmp_path, options):
     common = dict(max_train_steps=14, **options)  # 6 steps/epoch: the resume crosses an epoch boundary
@@ -176,6 +177,18 @@ def test_validation_records_every_metric_it_computes(e2e_folder, tmp_path):
     assert results["best_metric"] == validation["iw_nll"]
     plain = train(tiny_args(e2e_folder, tmp_path / "plain", max_eval_samples=8))["validations"][0]
     assert "iw_nll" not in plain and "paper_nll" in plain  # IW-NLL only when asked for (it costs k decodes)
+
+
+def test_sorted_batch_order_trains_on_consecutive_slices_of_the_sorted_corpus(e2e_folder, tmp_path):
+    seen = []
+    trainer = Trainer(tiny_args(e2e_folder, tmp_path / "sorted", batch_order="sorted", num_train_epochs=2),
+                      [lambda trainer, batch: seen.append(batch["index"].tolist())])
+    trainer.run()
+    lengths = trainer.data["train"]["length"]
+    expected = sorted(range(len(lengths)), key=lengths.__getitem__)
+    assert [i for batch in seen[:6] for i in batch] == expected and seen[6:] == seen[:6]
+    with pytest.raises(ValueError, match="leave out --group_by_length"):
+        TrainingArguments(dataset_name="e2e", output_dir="x", batch_order="sorted", group_by_length=True)
 
 
 def test_bad_metric_flags_are_refused():
