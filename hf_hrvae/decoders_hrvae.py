@@ -56,6 +56,12 @@ class HRVAEDecoder(nn.Module):
         cell = per_layer[..., self.hidden_size :].contiguous()
         return (hidden, cell), per_layer[-1]
 
+    @staticmethod
+    def reorder_state(state, rows: torch.Tensor):
+        """The state of the rows `rows (N',)` (beam search): `h, c` carry the batch on dim 1, the condition on 0."""
+        (hidden, cell), condition = state
+        return (hidden.index_select(1, rows), cell.index_select(1, rows)), condition.index_select(0, rows)
+
     def forward(self, input_ids: torch.Tensor, state, repeats: int = 1):
         """`input_ids (B, T')`, a state of `B * repeats` rows -> `logits (B * repeats, T', V)`, the state after the
         last step. With `repeats` K > 1 every sentence is decoded by K consecutive rows of the state (K latents:
@@ -145,6 +151,12 @@ class HRVAECNNDecoder(nn.Module):
     def initial_state(self, latent: torch.Tensor):
         pasts = [latent.new_zeros(latent.shape[0], conv.in_channels, conv.receptive) for conv in self.convolutions]
         return latent, pasts
+
+    @staticmethod
+    def reorder_state(state, rows: torch.Tensor):
+        """The state of the rows `rows (N',)` (beam search)."""
+        latent, pasts = state
+        return latent.index_select(0, rows), [past.index_select(0, rows) for past in pasts]
 
     def forward(self, input_ids: torch.Tensor, state, repeats: int = 1):
         """`input_ids (B, T')`, a state of `B * repeats` rows -> `logits (B * repeats, T', V)`, the new state

@@ -53,10 +53,8 @@ def test_generation_config_and_warpers(make_model):
                          return_dict_in_generate=True, output_scores=True)
     for scores in out.scores:  # top_k = 3 keeps exactly three finite scores per row
         assert (torch.isfinite(scores).sum(-1) == 3).all()
-    with pytest.raises(ValueError, match="beam search"):
-        model.generate(latent=latent, generation_config=GenerationConfig(num_beams=3))
-    with pytest.raises(ValueError, match="unsupported arguments \\['num_beams'\\]"):
-        model.generate(latent=latent, num_beams=3)
+    with pytest.raises(ValueError, match="unsupported arguments \\['num_beam'\\]"):
+        model.generate(latent=latent, num_beam=3)
 
 
 def test_stops_at_eos_and_pads_finished_rows(make_model):
@@ -141,3 +139,95 @@ def test_bad_generation_arguments(make_model, name, value):
     model = make_model().eval()
     with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
         model.generate(**{name: value})
+
+
+def sequence_log_probs(model, latent, sequences):
+    """log p(sequence | z) by teacher forcing, up to and including `</s>` (padding after it ignored): `(N,)`."""
+    log_probs = torch.log_softmax(model.decode(latent, sequences).float(), dim=-1)
+    targets = sequences[:, 1:]
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    real = targets != model.config.pad_token_id
+    return (picked * real).sum(1), real.sum(1)
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+def test_one_beam_is_greedy_decoding(make_model, batch, setting):
+    model = make_model(setting=setting).eval()
+    greedy = model.generate(**batch, max_new_tokens=12)
+    assert torch.equal(model.generate(**batch, max_new_tokens=12, num_beams=1), greedy)
+    assert torch.equal(model.generate(**batch, generation_config=GenerationConfig(num_beams=1, max_new_tokens=12)),
+                       greedy)
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+def test_beam_search_finds_sequences_at_least_as_likely_as_greedy(make_model, setting):
+    model = make_model(setting=setting, seed=3).eval()
+    torch.manual_seed(0)
+    latent = 3 * torch.randn(8, model.config.latent_dim)  # spread-out latents: the decoder's choices differ
+    greedy = model.generate(latent=latent, max_new_tokens=10)
+    out = model.generate(latent=latent, max_new_tokens=10, num_beams=4, length_penalty=0.0,
+                         return_dict_in_generate=True)
+    greedy_log_prob, _ = sequence_log_probs(model, latent, greedy)
+    beam_log_prob, _ = sequence_log_probs(model, latent, out.sequences)
+    torch.testing.assert_close(out.sequences_scores, beam_log_prob, atol=1e-4, rtol=0)  # the score is log p
+    assert (beam_log_prob >= greedy_log_prob - 1e-4).all()
+    if setting == "standard":  # inputless: the decoder never sees its tokens, so each step's greedy choice is
+        assert (beam_log_prob > greedy_log_prob + 1e-3).any()  # already the best; here beams find better ones
+    normalised = model.generate(latent=latent, max_new_tokens=10, num_beams=4, return_dict_in_generate=True)
+    log_prob, length = sequence_log_probs(model, latent, normalised.sequences)
+    torch.testing.assert_close(normalised.sequences_scores, log_prob / length, atol=1e-4, rtol=0)
+
+
+def test_beam_hypotheses_end_at_eos_and_are_ranked(make_model):
+    model = make_model(seed=3).eval()
+    eos, pad = model.config.eos_token_id, model.config.pad_token_id
+    latent = 3 * torch.randn(3, model.config.latent_dim, generator=torch.Generator().manual_seed(1))
+    out = model.generate(latent=latent, max_new_tokens=10, num_beams=5, num_return_sequences=3,
+                         return_dict_in_generate=True)
+    assert out.sequences.shape[0] == 9 and out.latent.shape[0] == 9
+    for row in out.sequences[:, 1:].tolist():
+        if eos in row:  # nothing but padding after </s>
+            assert all(token == pad for token in row[row.index(eos) + 1:])
+    scores = out.sequences_scores.view(3, 3)
+    assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
+    assert len({tuple(row) for row in out.sequences.tolist()}) == 9  # distinct hypotheses
+
+
+@pytest.mark.parametrize("decoder_type", ["lstm", "cnn"])
+def test_a_batch_decodes_like_each_row_alone(make_model, batch, decoder_type):
+    model = make_model(seed=3, decoder_type=decoder_type).eval()
+    together = model.generate(**batch, max_new_tokens=12, num_beams=3, num_return_sequences=2)
+    for row in range(batch["input_ids"].shape[0]):
+        alone = model.generate(input_ids=batch["input_ids"][row : row + 1],
+                               attention_mask=batch["attention_mask"][row : row + 1],
+                               max_new_tokens=12, num_beams=3, num_return_sequences=2)
+        expected = torch.full((2, together.shape[1]), model.config.pad_token_id)
+        expected[:, : alone.shape[1]] = alone
+        assert torch.equal(together[2 * row : 2 * row + 2], expected)
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+def test_beam_search_costs_one_decoder_step_per_token_per_beam(make_model, setting):
+    model = make_model(setting=setting).eval()
+    seen = []
+    handle = model.decoder.register_forward_hook(lambda module, args, output: seen.append(tuple(args[0].shape)))
+    latent = torch.randn(2, model.config.latent_dim)
+    for new_tokens in (8, 32):
+        seen.clear()
+        ids = model.generate(latent=latent, max_new_tokens=new_tokens, num_beams=3, logits_processor=never_end(model))
+        assert seen == [(6, 1)] * new_tokens and ids.shape == (2, 1 + new_tokens)  # 2 inputs x 3 beams, one token
+    handle.remove()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_beams=2, num_return_sequences=3), "must be <= num_beams"),
+    (dict(num_beams=2, do_sample=True), "do_sample=True with beams"),
+    (dict(num_beams=2, output_scores=True), "not recorded for beam search"),
+    (dict(num_beams=0), "num_beams must be a positive integer"),
+])
+def test_bad_beam_arguments(make_model, kwargs, message):
+    model = make_model().eval()
+    with pytest.raises(ValueError, match=message):
+        model.generate(latent=torch.randn(1, model.config.latent_dim), **kwargs)
+    with pytest.raises(ValueError, match="pass latent=model.sample_prior"):
+        model.generate(num_beams=2)
