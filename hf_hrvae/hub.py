@@ -268,4 +268,22 @@ def push_folder(folder, repo_id: str, private: bool = False, revision: str | Non
     )
 
 
-__all__ = ["files_to_upload", "build_model_card", "push_folder"]
+def export_folder(folder, target, repo_id: str, revision: str | None = None, license: str = "apache-2.0") -> list[str]:
+    """Write into `target` exactly what `push_folder` would upload: the listed files of `folder` and the generated
+    card as `README.md` (the Hub repository as a local folder, e.g. one shipped in `models/`). Returns the names.
+    `target` must be empty or absent: nothing of an earlier export is left behind."""
+    import shutil
+
+    folder, target = Path(folder), Path(target)
+    names = files_to_upload(folder)
+    card = build_model_card(folder, repo_id, revision=revision, license=license)
+    if target.exists() and any(target.iterdir()):
+        raise FileExistsError(f"{target} is not empty: export into a new folder.")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(folder / name, target / name)
+    (target / "README.md").write_text(str(card), encoding="utf-8")
+    return names + ["README.md"]
+
+
+__all__ = ["files_to_upload", "build_model_card", "push_folder", "export_folder"]

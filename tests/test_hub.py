@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,8 +9,9 @@ import yaml
 from huggingface_hub import HfApi
 
 from hf_hrvae.evaluation import EvaluationArguments, run_evaluation
-from hf_hrvae.hub import build_model_card, files_to_upload, push_folder
+from hf_hrvae.hub import build_model_card, export_folder, files_to_upload, push_folder
 from hf_hrvae.training import TrainingArguments, train
+from conftest import REPO_ROOT
 from test_save_load import REMOTE_SCRIPT
 
 
@@ -67,6 +69,26 @@ def test_card_says_which_metric_chose_the_epoch(run_folder, tmp_path):
     del training["epochs_counted_from"], training["metric_for_best_model"]  # a record of an earlier version
     (folder / "train_results.json").write_text(json.dumps(training))
     assert "epoch 4 of 7, the best by validation ELBO-NLL" in str(build_model_card(folder, "someone/hrvae-e2e"))
+
+
+def test_local_export_is_exactly_what_push_uploads(run_folder, monkeypatch, tmp_path):
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    push_folder(run_folder, "someone/hrvae-e2e")
+    uploaded = {op.path_in_repo: op.path_or_fileobj for op in recorder.calls[-1][2]["operations"]}
+    target = tmp_path / "models" / "hrvae-e2e"
+    names = export_folder(run_folder, target, "someone/hrvae-e2e")
+    assert sorted(names) == sorted(uploaded) == sorted(path.name for path in target.iterdir())
+    for name, source in uploaded.items():
+        expected = source if isinstance(source, bytes) else Path(source).read_bytes()
+        assert (target / name).read_bytes() == expected, name
+    with pytest.raises(FileExistsError, match="not empty"):
+        export_folder(run_folder, target, "someone/hrvae-e2e")
+    script = subprocess.run([sys.executable, REPO_ROOT / "examples" / "push_to_hub.py", "--model_name_or_path",
+                             run_folder, "--repo_id", "someone/hrvae-e2e", "--local_dir", tmp_path / "again"],
+                            capture_output=True, text=True, timeout=300)
+    assert script.returncode == 0, script.stderr[-2000:]
+    assert sorted(path.name for path in (tmp_path / "again").iterdir()) == sorted(names)
 
 
 class Recorder:
