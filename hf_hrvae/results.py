@@ -20,6 +20,9 @@ DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
 VARIANTS = {
     "word2vec": ("--init_embeddings", "word2vec"),
     "lr1e-3": ("--learning_rate", "1e-3"),
+    # the longer run that ships as models/hrvae-e2e-inputless (docs/results.md, "A working HR-VAE")
+    "long": ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "iw_nll",
+             "--eval_iw_samples", "10", "--checkpointing_steps", "epoch"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 
@@ -317,6 +320,7 @@ __all__ = [
     "table2_markdown",
     "runs_markdown",
     "samples_markdown",
+    "long_run_markdown",
     "plot_figure2",
     "merge_curve",
     "fill_markers",
@@ -337,9 +341,39 @@ def fill_markers(text: str, sections: dict) -> str:
     return text
 
 
+def long_run_markdown(records: list[dict], name: str = "e2e-hrvae-inputless-long") -> str:
+    """The per-epoch validation curve and the samples of one run (the shipped model's)."""
+    record = next((r for r in records if r["name"] == name), None)
+    if record is None:
+        return f"(no record {name}.json yet)\n"
+    lines = [f"Validation after each epoch (the validation split; "
+             f"exported: epoch {record['best_epoch']}, by validation {record.get('metric_for_best_model')}; "
+             "`–`: not computed in that epoch):", "",
+             "| epoch | KL of the used z | AU | MI | reconstruction | ELBO-NLL | IW-NLL (k) | paper-protocol NLL |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v in record["validation_curve"]:
+        mark = " **(exported)**" if v["epoch"] == record["best_epoch"] else ""
+        lines.append(f"| {v['epoch']}{mark} | {_fmt(v.get('kl'))} | {v.get('active_units', '–')} | "
+                     f"{_fmt(v.get('mutual_info'))} | {_fmt(v.get('reconstruction'))} | {_fmt(v.get('elbo_nll'))} | "
+                     f"{_fmt(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | {_fmt(v.get('paper_nll'))} |")
+    samples = record.get("samples")
+    if samples:
+        lines += ["", "The five test sentences of Table 3 above, reconstructed (greedy from the posterior mean; "
+                  "then from one posterior sample):", ""]
+        for k, item in enumerate(samples["reconstructions"]):
+            lines += [f"{k + 1}. input: *{item['input']}*", f"   - mean: {item['posterior_mean']}",
+                      f"   - sample: {item['posterior_sample']}"]
+        lines += ["", "Greedy decodes of 5 prior samples:", ""] + [f"- {text}" for text in samples["prior_samples"]]
+        lines += ["", f"Interpolation between the posterior means of *{samples['interpolation']['from']}* and "
+                  f"*{samples['interpolation']['to']}* (linear, 5 points):", ""]
+        lines += [f"{i}. {text}" for i, text in enumerate(samples["interpolation"]["decodes"])]
+    return "\n".join(lines) + "\n"
+
+
 def results_sections(records: list[dict], figure_link: str) -> dict:
     """The generated sections of docs/results.md."""
     return {
+        "LONG_RUN": long_run_markdown(records),
         "TABLE_E2E": table2_markdown(records, "e2e"),
         "TABLE_PTB": table2_markdown(records, "ptb"),
         "FIGURE2": f"![Figure 2: E2E inputless training curves]({figure_link})\n",

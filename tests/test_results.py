@@ -130,6 +130,28 @@ def test_document_sections_are_replaced_between_markers_only(tmp_path):
         plot_figure2(records, tmp_path / "none.png", dataset="ptb", setting="standard")
 
 
+def test_long_run_section_shows_the_validation_curve_and_the_samples():
+    record = build_record(RunSpec("e2e", "hrvae", "inputless", "long"), {
+        "command": "python examples/train.py ...", "epochs": 2, "best_epoch": 2, "completed_steps": 20,
+        "wall_time_s": 60.0, "metric_for_best_model": "iw_nll",
+        "validations": [{"epoch": 1, "step": 10, "elbo_nll": 110.0, "reconstruction": 109.99, "kl": 0.01,
+                         "kl_holistic": 0.0, "iw_nll": 109.5, "iw_samples": 10, "paper_nll": 109.0,
+                         "mutual_info": 0.0, "active_units": 0},
+                        {"epoch": 2, "step": 20, "elbo_nll": 112.0, "reconstruction": 100.0, "kl": 12.0,
+                         "kl_holistic": 0.4, "iw_nll": 108.25, "iw_samples": 10, "paper_nll": 99.0,
+                         "mutual_info": 4.5, "active_units": 60}]},
+        fake_record("e2e", "hrvae", "inputless", 1.0) | {"command": "python examples/evaluate.py ...",
+                                                          "wall_time_s": 1.0},
+        [], fake_record("e2e", "hrvae", "inputless", 1.0)["samples"], device="test device")
+    assert record["name"] == "e2e-hrvae-inputless-long"
+    text = results_sections([record], "f.png")["LONG_RUN"]
+    assert "exported: epoch 2, by validation iw_nll" in text
+    assert "| 1 | 0.01 | 0 | 0.00 | 109.99 | 110.00 | 109.50 (10) | 109.00 |" in text
+    assert "| 2 **(exported)** | 12.00 | 60 | 4.50 | 100.00 | 112.00 | 108.25 (10) | 99.00 |" in text
+    assert "1. input: *in 0*" in text and "   - mean: hrvae 0" in text
+    assert results_sections([], "f.png")["LONG_RUN"].startswith("(no record")
+
+
 def test_committed_records_have_the_issue_layout():
     records = load_records(REPO_ROOT / "results")
     names = {record["name"] for record in records}
