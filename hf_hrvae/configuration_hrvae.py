@@ -4,7 +4,7 @@ from transformers import PretrainedConfig
 
 SETTINGS = ("standard", "inputless")
 KL_REDUCTIONS = ("mean", "sum")
-KL_REGULARISATIONS = ("holistic", "last")
+KL_REGULARISATIONS = ("holistic", "last", "last_beta")
 KL_ANNEALING = ("none", "linear", "sigmoid", "cyclical")
 DECODER_TYPES = ("lstm", "cnn")
 LATENT_DISTRIBUTIONS = ("gaussian", "vmf")
@@ -55,7 +55,9 @@ class HRVAEConfig(PretrainedConfig):
             with a warning) and that `generate` produces by default.
         kl_regularisation (`str`, defaults to `"holistic"`):
             `"holistic"`: a posterior and a KL term at every encoder step (HR-VAE); `"last"`: only at the last step
-            (the usual VAE, the baselines).
+            (the usual VAE, the baselines); `"last_beta"`: only the last step's KL, each sentence's weighted by
+            1 / n, n its real steps (an ablation: HR-VAE's implicit beta on the latent the decoder uses, without
+            the intermediate posteriors; needs `kl_reduction="mean"`).
         kl_annealing (`str`, defaults to `"none"`):
             Weight schedule of the KL term over optimizer steps: `"none"`, `"linear"` (0 to 1 over
             `kl_anneal_steps`), `"sigmoid"` (1 / (1 + exp(-kl_anneal_k (step - kl_anneal_x0))), Sentence-VAE's
@@ -169,6 +171,9 @@ class HRVAEConfig(PretrainedConfig):
                               ("decoder_type", DECODER_TYPES), ("latent_distribution", LATENT_DISTRIBUTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HRVAEConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        if self.kl_regularisation == "last_beta" and self.kl_reduction != "mean":
+            raise ValueError("HRVAEConfig.kl_regularisation='last_beta' weights the last step's KL by 1 / n, what "
+                             "Eq. 3's mean gives it; with kl_reduction='sum' use kl_regularisation='last'.")
         for name in ("kl_anneal_steps", "kl_cycle_length", "cnn_kernel_size"):
             positive_int(name)
         if not 0 < self.kl_cycle_ratio <= 1:

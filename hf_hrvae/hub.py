@@ -119,6 +119,10 @@ def describe(config: dict, setting: str) -> str:
     sizes = (f"{config['num_layers']}-layer LSTM encoder ({config['embedding_size']}-d embeddings, "
              f"{config['hidden_size']} hidden units), {latent}-d latent")
     preset = config.get("preset") or "hrvae"
+    if config.get("kl_regularisation") == "last_beta":
+        return (f"An **ablation of HR-VAE** (Li et al., 2019) trained with the `hf_hrvae` package in the **{setting}** "
+                f"setting: {sizes}; the KL of the last step's posterior only (the latent the decoder uses), each "
+                "sentence's weighted by 1 / n — HR-VAE's implicit weight on it — without the intermediate posteriors.")
     if preset in SYSTEMS and config.get("kl_regularisation") != "holistic":
         return (f"A **{SYSTEMS[preset]}** — a baseline of the HR-VAE paper (Li et al., 2019), trained with the "
                 f"`hf_hrvae` package (preset `{preset}`) in the **{setting}** setting: {sizes}.")

@@ -228,7 +228,7 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
 
         Returns `mu, logvar (B, D)` of the last real step (a row without real tokens gets mu = 0, logvar = 0) and
         `kl_terms`: the per-dimension KL `(B, D)` of the training term, reduced over time (holistic: mean or sum
-        over the real steps; last: the last step's), or `None` for vMF (its KL is a constant). `attention_mask`
+        over the real steps; last: the last step's; last_beta: the last step's / n), or `None` for vMF (its KL is a constant). `attention_mask`
         must be right-padded; `num_real`, its number of ones, spares a read-back from the device when the caller
         knows it ([`_check_inputs`] returns it).
         """
@@ -252,6 +252,8 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
             last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, state.shape[-1])
             mu, logvar = self.encoder.posterior(state.gather(1, last).squeeze(1))
             kl_terms = gaussian_kl_per_dim(mu.float(), logvar.float()) if logvar is not None else None
+            if kl_terms is not None and self.config.kl_regularisation == "last_beta":  # the used KL at weight 1 / n
+                kl_terms = kl_terms / lengths.clamp(min=1).unsqueeze(1).to(kl_terms.dtype)
         mu = mu * present
         logvar = logvar * present if logvar is not None else None
         kl_terms = kl_terms * present.to(kl_terms.dtype) if kl_terms is not None else None

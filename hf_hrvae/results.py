@@ -23,6 +23,10 @@ VARIANTS = {
     # the longer run that ships as models/hrvae-e2e-inputless (docs/results.md, "A working HR-VAE")
     "long": ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "iw_nll",
              "--eval_iw_samples", "10", "--checkpointing_steps", "epoch"),
+    # the ablation of the equal-budget comparison: the last step's KL at HR-VAE's implicit weight 1 / n
+    "long-last-beta": ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "iw_nll",
+                       "--eval_iw_samples", "10", "--checkpointing_steps", "epoch", "--kl_regularisation",
+                       "last_beta"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 

@@ -98,7 +98,7 @@ class TrainingArguments:
     word_dropout: float | None = None
     kl_weight: float | None = None
     kl_reduction: str | None = field(default=None, metadata={"choices": ["mean", "sum"]})
-    kl_regularisation: str | None = field(default=None, metadata={"choices": ["holistic", "last"]})
+    kl_regularisation: str | None = field(default=None, metadata={"choices": ["holistic", "last", "last_beta"]})
     kl_annealing: str | None = field(default=None, metadata={"choices": ["none", "linear", "sigmoid", "cyclical"]})
     kl_anneal_steps: int | None = None
     kl_anneal_k: float | None = None

@@ -254,3 +254,39 @@ def test_vmf_evaluation_is_valid_and_batch_size_invariant(tokenizer, sentences):
     assert 0 <= valid["active_units"] <= 6 and valid["mutual_info"] <= math.log(12)
     for name, value in valid.items():  # fp32 matrix products of other sizes round differently (~1e-7)
         assert results[1]["valid"][name] == pytest.approx(value, rel=1e-5), name
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+def test_last_beta_ablation_is_hrvae_without_the_intermediate_steps(tokenizer, batch, setting):
+    """kl_regularisation="last_beta": HR-VAE's loss minus the share of every step but the last (Eq. 3's mean)."""
+    hrvae = HRVAEModel(tiny_preset("hrvae", len(tokenizer), setting=setting)).eval()
+    ablation = HRVAEModel(tiny_preset("hrvae", len(tokenizer), setting=setting, kl_regularisation="last_beta")).eval()
+    ablation.load_state_dict(hrvae.state_dict())  # the same weights: the same heads, used at the last step only
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    outputs = []
+    for model in (hrvae, ablation):
+        torch.manual_seed(0)  # the same z noise
+        outputs.append(model(ids, mask, labels=ids))
+    full, last = outputs
+    # the intermediate steps' share, by hand from every step's posterior
+    lengths = mask.sum(1)
+    mu, logvar = hrvae.encoder.posterior(hrvae.encoder(ids))  # (B, T, D) at every position
+    per_step = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)  # (B, T)
+    steps = torch.arange(ids.shape[1]).unsqueeze(0)
+    intermediate = (per_step * (steps < (lengths - 1).unsqueeze(1))).sum(1) / lengths
+    torch.testing.assert_close(last.reconstruction_loss, full.reconstruction_loss)
+    torch.testing.assert_close(last.kl_loss, full.kl_loss - intermediate.mean(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(last.loss, full.loss - intermediate.mean(), atol=1e-5, rtol=1e-5)
+    used = ablation.latent_kl(*ablation.encode(ids, mask))  # (B,): the used latent's KL, at weight 1 / n
+    torch.testing.assert_close(last.kl_loss, (used / lengths).mean(), atol=1e-5, rtol=1e-5)
+    assert intermediate.min() > 0  # the batch has sentences of several steps: the two losses differ
+
+
+def test_last_beta_needs_the_mean_reduction_and_trains(e2e_folder, tmp_path):
+    with pytest.raises(ValueError, match="with kl_reduction='sum' use kl_regularisation='last'"):
+        HRVAEConfig(vocab_size=20, kl_regularisation="last_beta", kl_reduction="sum")
+    out = tmp_path / "last-beta"
+    train(TrainingArguments(dataset_name=e2e_folder, output_dir=str(out), max_train_samples=32, max_eval_samples=8,
+                            per_device_train_batch_size=16, embedding_size=12, hidden_size=8, num_train_epochs=1,
+                            kl_regularisation="last_beta"))
+    assert AutoModel.from_pretrained(out).config.kl_regularisation == "last_beta"
