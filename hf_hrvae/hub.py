@@ -145,6 +145,10 @@ def exported_epoch(training: dict) -> str:
         epoch += 1
     samples = (training.get("best_validation") or {}).get("iw_samples")
     name = METRIC_NAMES.get(metric, metric) + (f", k = {samples}" if metric == "iw_nll" and samples else "")
+    if training.get("exported_by"):  # examples/export_checkpoint.py: an epoch chosen after the run
+        return (f"the exported model is epoch {epoch} of {training.get('epochs', '?')}, exported from its checkpoint: "
+                f"{training['exported_by']} (the run's own choice, by validation {name} with "
+                f"`--metric_for_best_model {metric}`, was epoch {training.get('run_best_epoch')})")
     return (f"the exported model is epoch {epoch} of {training.get('epochs', '?')}, the best by validation {name} "
             f"(`--metric_for_best_model {metric}`)")
 

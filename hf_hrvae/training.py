@@ -16,18 +16,16 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
+from .checkpoints import CHECKPOINT_DIR, STATE_FILE, find_checkpoint, list_checkpoints
 from .configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
 from .data import EpochSampler, load_text_splits, padding_fraction, tokenize_splits, tokenizer_for
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from .evaluation import evaluate_model
 from .modeling_hrvae import HRVAEModel
 from .plotting import plot_training_curves
-from .scripts import CheckpointNotFoundError
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"
 
 # What --metric_for_best_model can choose (lower is better for all of them) and what each one is.
@@ -157,40 +155,6 @@ class TrainingArguments:
 
 class NonFiniteLossError(RuntimeError):
     pass
-
-
-def list_checkpoints(output_dir) -> list[Path]:
-    """Complete checkpoints (`step_N`, not `step_N.partial`), oldest first."""
-    folders = [p for p in (Path(output_dir) / CHECKPOINT_DIR).glob("step_*") if p.name[5:].isdigit()]
-    return sorted((p for p in folders if (p / STATE_FILE).exists()), key=lambda p: int(p.name[5:]))
-
-
-def find_checkpoint(output_dir, resume_from_checkpoint: str) -> Path:
-    """The checkpoint `--resume_from_checkpoint` names: `latest` (the newest in `output_dir`), a checkpoint folder
-    (`.../checkpoints/step_N`), or a folder holding checkpoints (a run's output folder, or its `checkpoints/`):
-    its newest one."""
-    accepted = ("'latest' (the newest checkpoint of --output_dir), a checkpoint folder (OUTPUT_DIR/checkpoints/"
-                "step_N), or a folder holding checkpoints (OUTPUT_DIR or OUTPUT_DIR/checkpoints: its newest one)")
-    if resume_from_checkpoint == "latest":
-        candidates = list_checkpoints(output_dir)
-        if not candidates:
-            raise CheckpointNotFoundError(
-                f"--resume_from_checkpoint latest: no checkpoint in {Path(output_dir) / CHECKPOINT_DIR}.")
-        return candidates[-1]
-    path = Path(resume_from_checkpoint)
-    if (path / STATE_FILE).exists():
-        return path
-    for folder in (path.parent, path) if path.name == CHECKPOINT_DIR else (path,):
-        candidates = list_checkpoints(folder)
-        if candidates:
-            return candidates[-1]
-    if not path.is_dir():
-        raise CheckpointNotFoundError(f"--resume_from_checkpoint {path}: no such folder. Accepted: {accepted}.")
-    found = sorted(child.name for child in path.iterdir())
-    shown = ", ".join(found[:20]) + (f", ... ({len(found)} entries)" if len(found) > 20 else "") or "nothing"
-    raise CheckpointNotFoundError(
-        f"--resume_from_checkpoint {path}: neither a checkpoint of this trainer (no {STATE_FILE}) nor a folder "
-        f"holding one; it holds: {shown}. Accepted: {accepted}.")
 
 
 MODEL_OPTIONS = (

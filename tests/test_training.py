@@ -348,3 +348,28 @@ def test_time_budget_stops_between_epochs_and_records_how_many_ran(e2e_folder, t
     assert roomy["epochs"] == 2 and roomy["completed_steps"] == 12
     with pytest.raises(ValueError, match="--max_train_minutes must be > 0"):
         tiny_args(e2e_folder, tmp_path / "bad", max_train_minutes=0)
+
+
+def test_a_checkpoint_exports_as_the_model_of_its_epoch(e2e_folder, tmp_path):
+    from hf_hrvae.checkpoints import export_checkpoint
+    from hf_hrvae.hub import build_model_card
+
+    out = tmp_path / "run"
+    weights = {}
+    trainer = Trainer(tiny_args(e2e_folder, out, num_train_epochs=2, checkpointing_steps="epoch"),
+                      [lambda t, b: weights.__setitem__(t.state["completed_steps"], final_weights(t))])
+    results = trainer.run()
+    target = tmp_path / "epoch1"
+    exported = export_checkpoint(out, out / "checkpoints" / "step_6", target, reason="the first epoch, by hand")
+    assert exported["best_epoch"] == 1 and exported["run_best_epoch"] == results["best_epoch"]
+    assert exported["best_validation"] == results["validations"][0]
+    model = AutoModel.from_pretrained(target)
+    for name, tensor in weights[6].items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, atol=0, rtol=0, msg=name)
+    assert AutoTokenizer.from_pretrained(target).get_vocab() == AutoTokenizer.from_pretrained(out).get_vocab()
+    card = str(build_model_card(target, "someone/x"))
+    assert "epoch 1 of 2, exported from its checkpoint: the first epoch, by hand" in card
+    with pytest.raises(ValueError, match="inside an epoch"):
+        state = json.loads((out / "checkpoints" / "step_6" / STATE_FILE).read_text())
+        (out / "checkpoints" / "step_6" / STATE_FILE).write_text(json.dumps({**state, "batch_in_epoch": 3}))
+        export_checkpoint(out, out / "checkpoints" / "step_6", tmp_path / "bad", reason="x")

@@ -1,0 +1,81 @@
+"""The trainer's checkpoints: where they are, which one `--resume_from_checkpoint` means, and exporting one as a
+model folder (to keep an epoch other than the one the run chose)."""
+
+import json
+import shutil
+from pathlib import Path
+
+from .scripts import CheckpointNotFoundError
+
+CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "trainer_state.json"
+
+
+def list_checkpoints(output_dir) -> list[Path]:
+    """Complete checkpoints (`step_N`, not `step_N.partial`), oldest first."""
+    folders = [p for p in (Path(output_dir) / CHECKPOINT_DIR).glob("step_*") if p.name[5:].isdigit()]
+    return sorted((p for p in folders if (p / STATE_FILE).exists()), key=lambda p: int(p.name[5:]))
+
+
+def find_checkpoint(output_dir, resume_from_checkpoint: str) -> Path:
+    """The checkpoint `--resume_from_checkpoint` names: `latest` (the newest in `output_dir`), a checkpoint folder
+    (`.../checkpoints/step_N`), or a folder holding checkpoints (a run's output folder, or its `checkpoints/`):
+    its newest one."""
+    accepted = ("'latest' (the newest checkpoint of --output_dir), a checkpoint folder (OUTPUT_DIR/checkpoints/"
+                "step_N), or a folder holding checkpoints (OUTPUT_DIR or OUTPUT_DIR/checkpoints: its newest one)")
+    if resume_from_checkpoint == "latest":
+        candidates = list_checkpoints(output_dir)
+        if not candidates:
+            raise CheckpointNotFoundError(
+                f"--resume_from_checkpoint latest: no checkpoint in {Path(output_dir) / CHECKPOINT_DIR}.")
+        return candidates[-1]
+    path = Path(resume_from_checkpoint)
+    if (path / STATE_FILE).exists():
+        return path
+    for folder in (path.parent, path) if path.name == CHECKPOINT_DIR else (path,):
+        candidates = list_checkpoints(folder)
+        if candidates:
+            return candidates[-1]
+    if not path.is_dir():
+        raise CheckpointNotFoundError(f"--resume_from_checkpoint {path}: no such folder. Accepted: {accepted}.")
+    found = sorted(child.name for child in path.iterdir())
+    shown = ", ".join(found[:20]) + (f", ... ({len(found)} entries)" if len(found) > 20 else "") or "nothing"
+    raise CheckpointNotFoundError(
+        f"--resume_from_checkpoint {path}: neither a checkpoint of this trainer (no {STATE_FILE}) nor a folder "
+        f"holding one; it holds: {shown}. Accepted: {accepted}.")
+
+
+def export_checkpoint(run_dir, checkpoint, output_dir, reason: str) -> dict:
+    """Write the model of an epoch-end `checkpoint` of the run in `run_dir` as a model folder in `output_dir`:
+    weights, config and code (`save_pretrained`), the tokenizer, and the run's `train_results.json` with that epoch
+    as the exported one and `reason` (why it was chosen, by whom) as `exported_by`. Returns the train results."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from .configuration_hrvae import HRVAEConfig
+    from .modeling_hrvae import HRVAEModel
+
+    run_dir, checkpoint, output_dir = Path(run_dir), Path(checkpoint), Path(output_dir)
+    state = json.loads((checkpoint / STATE_FILE).read_text())
+    if state["batch_in_epoch"]:
+        raise ValueError(f"{checkpoint} was written inside an epoch: export a checkpoint of an epoch's end.")
+    validation = next((v for v in state["validations"] if v["step"] == state["completed_steps"]), None)
+    if validation is None:
+        raise ValueError(f"{checkpoint} holds no validation of its step ({state['completed_steps']}).")
+    model = HRVAEModel(HRVAEConfig.from_pretrained(run_dir))
+    model.load_state_dict(load_file(checkpoint / "model.safetensors"))
+    model.save_pretrained(output_dir)
+    AutoTokenizer.from_pretrained(run_dir).save_pretrained(output_dir)
+    results_file = run_dir / "train_results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {"validations": state["validations"]}
+    results.update(exported_by=reason, run_best_epoch=results.get("best_epoch"), best_epoch=validation["epoch"],
+                   best_validation=validation,
+                   best_metric=validation.get(results.get("metric_for_best_model", "elbo_nll")))
+    (output_dir / "train_results.json").write_text(json.dumps(results, indent=1))
+    for name in ("train_log.jsonl", "training_curves.png"):
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, output_dir / name)
+    return results
+
+
+__all__ = ["CHECKPOINT_DIR", "STATE_FILE", "list_checkpoints", "find_checkpoint", "export_checkpoint"]
