@@ -156,10 +156,11 @@ def evaluate_elbo(model, dataloader, accelerator, seed: int = 0, description: st
 
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokenizer=None, description="eval",
-                   rows_per_chunk=2048, max_new_tokens=None, paper_protocol=True) -> dict:
+                   rows_per_chunk=2048, max_new_tokens=None, paper_protocol=True, num_beams=1) -> dict:
     """Every metric over a (prepared) dataloader whose batches carry `input_ids`, `attention_mask`, `index`.
 
-    `iw_samples=0` skips the importance-weighted NLL; `tokenizer=None` skips BLEU. Returns
+    `iw_samples=0` skips the importance-weighted NLL; `tokenizer=None` skips BLEU; `num_beams`: the reconstructions
+    of BLEU (from the posterior mean) by greedy decoding (1) or beam search. Returns
     `{"num_sentences", "num_tokens", "valid": {...}, "paper_protocol": {...}}`.
     """
     unwrapped = accelerator.unwrap_model(model)
@@ -185,7 +186,8 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
             terms["iw_nll"] = iw_nll_from_log_weights(log_weights)
         if tokenizer is not None:
             generated = unwrapped.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                           max_new_tokens=max_new_tokens or input_ids.shape[1] + 10)
+                                           max_new_tokens=max_new_tokens or input_ids.shape[1] + 10,
+                                           num_beams=num_beams)
             padded = accelerator.pad_across_processes(generated, dim=1, pad_index=unwrapped.config.pad_token_id)
             gathered_ids = accelerator.gather_for_metrics(padded)
             gathered_inputs = accelerator.gather_for_metrics(
@@ -205,6 +207,7 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
     valid["active_units"] = active_units(unwrapped.posterior_mean(terms["mu"], logvar))
     if tokenizer is not None:
         valid["bleu"] = corpus_bleu(hypotheses, references)
+        valid["bleu_num_beams"] = num_beams
     counts = {"num_sentences": valid.pop("num_sentences"), "num_tokens": valid.pop("num_tokens")}
     return {
         **counts,
@@ -229,11 +232,12 @@ class EvaluationArguments:
     rows_per_chunk: int = field(default=2048, metadata={"help": "decoded rows per fused call: bounds memory"})
     seed: int = 0
     no_bleu: bool = field(default=False, metadata={"help": "skip the greedy reconstructions and BLEU"})
+    num_beams: int = field(default=1, metadata={"help": "reconstructions for BLEU: 1 greedy, k > 1 beam search"})
     output_file: str | None = None
 
     def __post_init__(self):
-        if self.iw_samples < 0 or self.batch_size < 1 or self.rows_per_chunk < 1:
-            raise ValueError("--iw_samples must be >= 0, --batch_size and --rows_per_chunk >= 1.")
+        if self.iw_samples < 0 or self.batch_size < 1 or self.rows_per_chunk < 1 or self.num_beams < 1:
+            raise ValueError("--iw_samples must be >= 0, --batch_size, --rows_per_chunk and --num_beams >= 1.")
 
 
 def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dict:
@@ -258,7 +262,7 @@ def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dic
     start = time.time()
     results = evaluate_model(model, loader, accelerator, seed=args.seed, iw_samples=args.iw_samples,
                              tokenizer=None if args.no_bleu else tokenizer, description=f"{args.split}",
-                             rows_per_chunk=args.rows_per_chunk)
+                             rows_per_chunk=args.rows_per_chunk, num_beams=args.num_beams)
     results = {"split": args.split, **results, "wall_time_s": round(time.time() - start, 1), "command": command,
                "num_processes": accelerator.num_processes, "arguments": asdict(args)}
     if args.output_file and accelerator.is_main_process:

@@ -137,7 +137,18 @@ def test_batch_size_and_chunking_do_not_change_the_numbers(trained, by_k):
 
 def test_bleu_of_reconstructions(trained):
     result = evaluate(trained, tokenizer=trained[2])
-    assert 0 <= result["valid"]["bleu"] <= 100
+    assert 0 <= result["valid"]["bleu"] <= 100 and result["valid"]["bleu_num_beams"] == 1
+
+
+def test_bleu_of_beam_search_reconstructions(trained, monkeypatch):
+    _, model, tokenizer, data = trained
+    seen = []
+    generate = type(model).generate
+    monkeypatch.setattr(type(model), "generate", lambda self, **kw: seen.append(kw["num_beams"]) or generate(self, **kw))
+    greedy = evaluate(trained, tokenizer=tokenizer)["valid"]
+    beams = evaluate(trained, tokenizer=tokenizer, num_beams=3)["valid"]
+    assert beams["bleu_num_beams"] == 3 and 0 <= beams["bleu"] <= 100 and set(seen) == {1, 3}
+    assert {k: v for k, v in beams.items() if "bleu" not in k} == {k: v for k, v in greedy.items() if "bleu" not in k}
 
 
 def test_one_and_two_processes_agree(trained, e2e_folder, tmp_path):
