@@ -21,9 +21,12 @@ def main():
     results = run_probes(args, command=command)
     print(f"{results['num_train']} train / {results['num_test']} test sentences; MI {results['mutual_info']:.3f}, "
           f"active units {results['active_units']}")
-    print("| attribute | classes | probe accuracy | majority baseline |")
+    print("| attribute | classes | probe on posterior means | on posterior samples | majority baseline "
+          "(training split's class) | the test split's own majority share |")
     for attribute, row in results["probes"].items():
-        print(f"| {attribute} | {row['num_classes']} | {row['accuracy']:.3f} | {row['majority_baseline']:.3f} |")
+        sampled = results["probes_on_samples"][attribute]["accuracy"]
+        print(f"| {attribute} | {row['num_classes']} | {row['accuracy']:.3f} | {sampled:.3f} | "
+              f"{row['majority_baseline']:.3f} | {row['test_majority_share']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def test_probe_table_has_accuracy_beside_the_majority_baseline():
     latents = torch.randn(80, 4, generator=torch.Generator().manual_seed(1))
     results, probes = probe_attributes(latents[:60], mrs[:60], latents[60:], mrs[60:], attributes=("eatType", "area"))
     assert results["eatType"]["majority_class"] == "pub" and results["eatType"]["majority_baseline"] == 0.75
+    assert results["eatType"]["test_majority_share"] == 0.75
     assert results["area"]["num_classes"] == 2 and set(probes) == {"eatType", "area"}
     assert 0 <= results["area"]["accuracy"] <= 1
 
@@ -109,6 +110,7 @@ def test_probe_script_end_to_end(make_model, tokenizer, sentences, tmp_path):
     assert set(saved["probes"]) == {"name", "eatType", "food", "priceRange", "customer rating", "area",
                                     "familyFriendly", "near"}
     assert saved["probes"]["food"] == {"accuracy": 1.0, "majority_baseline": 1.0, "majority_class": ABSENT,
-                                       "num_classes": 1}
+                                       "test_majority_share": 1.0, "num_classes": 1}
+    assert set(saved["probes_on_samples"]) == set(saved["probes"])
     assert len(saved["interpolation"]["points"]) == 4 and "eatType" in saved["interpolation"]["points"][0]
     assert (tmp_path / "latents.png").read_bytes()[:4] == b"\x89PNG"
