@@ -65,7 +65,9 @@ class TrainingArguments:
         "help": "autocast of the training forward (default: accelerate's config); validation always runs in fp32"})
     checkpointing_steps: str | None = field(default=None, metadata={"help": "'epoch' or a number of steps"})
     checkpoints_total_limit: int | None = field(default=None, metadata={"help": "keep only the newest N checkpoints"})
-    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder, or 'latest'"})
+    resume_from_checkpoint: str | None = field(default=None, metadata={
+        "help": "'latest', a checkpoint folder (OUTPUT_DIR/checkpoints/step_N), or a folder holding checkpoints "
+                "(OUTPUT_DIR or OUTPUT_DIR/checkpoints: its newest)"})
     with_tracking: bool = False
     report_to: str = field(default="all", metadata={"help": "accelerate trackers (tensorboard, wandb, ...)"})
     metric_for_best_model: str = field(default="elbo_nll", metadata={
