@@ -153,6 +153,24 @@ def exported_epoch(training: dict) -> str:
             f"(`--metric_for_best_model {metric}`)")
 
 
+def command_lines(training: dict, command: str | None) -> str:
+    """The card's training command: the one invocation, or every invocation of a resumed run with its epochs."""
+    invocations = [i for i in training.get("invocations", []) if i.get("command")]
+    if len(invocations) <= 1:
+        return (f"- Command ({training.get('num_processes', '?')} process(es), "
+                f"{training.get('wall_time_s', 0) / 60:.0f} minutes, {training.get('epochs', '?')} epochs, "
+                f"{training.get('completed_steps', '?')} steps):\n\n```bash\n{command or 'not recorded'}\n```")
+    lines = [f"- Commands: {len(invocations)} invocations of the same run, each resuming from the last one's "
+             f"checkpoint ({training.get('epochs', '?')} epochs, {training.get('completed_steps', '?')} steps in all):",
+             "", "```bash"]
+    for index, invocation in enumerate(invocations):
+        # an invocation stopped from outside records no end: the next one starts where its last checkpoint was
+        end = invocation.get("to_epoch", invocations[index + 1]["from_epoch"] if index + 1 < len(invocations) else "?")
+        span = f"epoch {end}" if end == invocation["from_epoch"] + 1 else f"epochs {invocation['from_epoch'] + 1}-{end}"
+        lines += [f"# {span}", invocation["command"]]
+    return "\n".join(lines + ["```"])
+
+
 def validation_summary(validation: dict) -> str:
     """The exported epoch's validation numbers that were computed, in nats per sentence."""
     labels = [("elbo_nll", "ELBO-NLL"), ("iw_nll", "IW-NLL"), ("reconstruction", "reconstruction"),
@@ -218,12 +236,7 @@ mu, logvar = model.encode(**batch)                                     # the pos
 
 - Data: `{arguments.get('dataset_name', 'unknown')}` (Hub id: {dataset or 'n/a'}), training split; vocabulary
   built from the training split only; {exported_epoch(training)}.
-- Command ({training.get('num_processes', '?')} process(es), {training.get('wall_time_s', 0) / 60:.0f} minutes,
-  {training.get('epochs', '?')} epochs, {training.get('completed_steps', '?')} steps):
-
-```bash
-{command or 'not recorded'}
-```
+{command_lines(training, command)}
 
 Validation of the exported epoch: {validation_summary(best)}.
 

@@ -279,6 +279,9 @@ class Trainer:
         state = json.loads((path / STATE_FILE).read_text())
         renumber = "epochs_counted_from" not in state  # a checkpoint of an earlier version: epochs counted from 0
         self.state = upgrade_state(state)
+        previous = self.state.get("invocations", [])
+        if previous and "to_step" not in previous[-1]:  # it ended (or was stopped) after this checkpoint
+            previous[-1].update(to_step=self.state["completed_steps"], to_epoch=self.state["epoch"])
         metric = self.args.metric_for_best_model
         if self.state["metric_for_best_model"] != metric:
             logger.warning(f"The checkpoint chose its best epoch by {self.state['metric_for_best_model']}; this run "
@@ -369,6 +372,9 @@ class Trainer:
             self.resume(find_checkpoint(args.output_dir, args.resume_from_checkpoint))
         elif accelerator.is_main_process:
             (self.output_dir / LOG_FILE).write_text("")
+        # every invocation that trained this run (a resumed one continues the list its checkpoint holds)
+        self.state.setdefault("invocations", []).append(
+            {"command": self.command, "from_step": self.state["completed_steps"], "from_epoch": self.state["epoch"]})
         progress = tqdm(total=self.max_train_steps, initial=self.state["completed_steps"], desc="train",
                         disable=not accelerator.is_local_main_process)
         stop = self.state["completed_steps"] >= self.max_train_steps
@@ -422,6 +428,8 @@ class Trainer:
 
     def finish(self, wall_time: float) -> dict:
         accelerator = self.accelerator
+        self.state["invocations"][-1].update(to_step=self.state["completed_steps"], to_epoch=self.state["epoch"],
+                                             wall_time_s=round(wall_time, 1))
         results = {
             "command": self.command,
             "arguments": asdict(self.args),
@@ -438,6 +446,7 @@ class Trainer:
                 (v for v in self.state["validations"] if v["epoch"] == self.state["best_epoch"]), None
             ),
             "validations": self.state["validations"],
+            "invocations": self.state["invocations"],
         }
         if accelerator.is_main_process:
             (self.output_dir / "train_results.json").write_text(json.dumps(results, indent=1))

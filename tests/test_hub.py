@@ -91,6 +91,21 @@ def test_local_export_is_exactly_what_push_uploads(run_folder, monkeypatch, tmp_
     assert sorted(path.name for path in (tmp_path / "again").iterdir()) == sorted(names)
 
 
+def test_card_lists_every_invocation_of_a_resumed_run(run_folder, tmp_path, e2e_folder):
+    out = tmp_path / "resumed"
+    flags = dict(dataset_name=e2e_folder, output_dir=str(out), max_train_samples=32, max_eval_samples=8,
+                 per_device_train_batch_size=16, embedding_size=12, hidden_size=8, checkpointing_steps="epoch")
+    train(TrainingArguments(**flags, num_train_epochs=1), command="python examples/train.py --first")
+    train(TrainingArguments(**flags, num_train_epochs=3, resume_from_checkpoint="latest"),
+          command="python examples/train.py --second")
+    training = json.loads((out / "train_results.json").read_text())
+    assert [(i["command"].split()[-1], i["from_epoch"], i["to_epoch"]) for i in training["invocations"]] == [
+        ("--first", 0, 1), ("--second", 1, 3)]
+    card = str(build_model_card(out, "someone/x"))
+    assert "2 invocations of the same run" in card
+    assert "# epoch 1\npython examples/train.py --first\n# epochs 2-3\npython examples/train.py --second" in card
+
+
 class Recorder:
     """HfApi with every network method replaced: it records what would be sent."""
 
