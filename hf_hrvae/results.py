@@ -167,6 +167,7 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         "setting": spec.setting,
         "variant": spec.variant,
         "command": train_results["command"],
+        "invocations": train_results.get("invocations"),  # every invocation of a resumed run
         "evaluation_command": eval_results.get("command"),
         "reproduce_command": reproduce_command,
         "device": device or device_description(),
@@ -362,7 +363,7 @@ def long_run_markdown(records: list[dict], name: str = "e2e-hrvae-inputless-long
                      f"{_fmt(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | {_fmt(v.get('paper_nll'))} |")
     samples = record.get("samples")
     if samples:
-        lines += ["", "The five test sentences of Table 3 above, reconstructed (greedy from the posterior mean; "
+        lines += ["", "The five test sentences of Table 3, reconstructed (greedy from the posterior mean; "
                   "then from one posterior sample):", ""]
         for k, item in enumerate(samples["reconstructions"]):
             lines += [f"{k + 1}. input: *{item['input']}*", f"   - mean: {item['posterior_mean']}",
