@@ -1,0 +1,109 @@
+"""The shipped model, models/hrvae-e2e-inputless: it loads both ways, its latent is in use, its card tells the truth."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModel, AutoTokenizer
+
+import hf_hrvae  # noqa: F401  (registers the Auto classes)
+from conftest import REPO_ROOT
+from hf_hrvae.evaluation import corpus_bleu
+from test_save_load import REMOTE_SCRIPT
+
+SHIPPED = REPO_ROOT / "models" / "hrvae-e2e-inputless"
+
+# Every 200th sentence of E2E's validation split (../shared/data/e2e_nlg), as written there (the test needs no data).
+VALIDATION_SENTENCES = [
+    "There is a place in the city centre, Alimentum, that is not family-friendly.",
+    "Aromi is a coffee shop providing Chinese food It is located in the riverside. Its customer rating is high.",
+    "Browns Cambridge is a family friendly coffee shop that offers Chinese food. It has a 5 out of 5 customer rating and is located near Crowne Plaza Hotel in the riverside area.",
+    "Clowns in riverside, near Clare Hall has a customer rating of 3 out of 5. It is a coffee shop and also has Chinese food.",
+    "The Cocum has a price range less than £20 and is also family friendly. It's a Chinese coffee shop with a low customer rating.",
+    "Cotto is a low priced coffee shop offering Chinese cuisine. They are located in the city centre, near The Portland Arms with a customer rating of 5 out of 5.",
+    "Cotto is a moderate priced English restaurant located at the city centre near The Portland Arms with a customer rating 3 out of 5.",
+    "Fitzbillies is a coffee shop that provides Chinese food. It is not kid friendly and has a customer rating of 3 out of 5. It is located in the city centre and is moderately priced.",
+    "In the riverside area a coffee shop named Fitzbillies has reasonably priced English food. This restaurant is not family-friendly and has a low rating.",
+    "Taste of Cambridge is a coffee shop that is child friendly and serves Chinese food. It is located in riverside near the Crowne Plaza Hotel.",
+    "Place which is called The Cambridge Blue is a coffee shop, which in children are friendly and customers think that, it is a average place. It is located near Burger King.",
+    "The Cricketers is a 3 star coffee shop serving British food.  It is family friendly and is located near The Portland Arms.",
+    "The Eagle is a child friendly, riverside restaurant near Café Brazil with a high customer rating.",
+    "The Eagle is a coffee shop with Chinese food in the city centre near Burger King. It is not family friendly, has a moderate price range and a customer rating of 1 out of 5.",
+    "The Eagle is a highly priced English coffee shop that has earned an average rating from its customers. Although not kid friendly it is located in the riverside area near Burger King.",
+    "There is a coffee shop named The Golden Palace that provides Chinese food at moderate prices. The Golden Palace is located in the city centre and have a 1 out of 5 customer rating.",
+    "The Mill is a coffee shop. It is located in riverside near The Sorrento.",
+    "The Phoenix is located in the city centre and has a low customer rating.",
+    "Located in riverside, The Punter has a low customer rating and is not family-friendly.",
+    "The Punter is a high priced English coffee shop located near Café Sicilia. It is family friendly but has a poor customer rating.",
+    "A highly rated restaurant is The Wrestlers, it is family friendly.",
+    "The Wrestlers, The Sorrento are very children Friendly but have a low customer rating",
+    "The Wrestlers is a non kids friendly coffee shop, that has moderate price ranged English food. It is located near Raja Indian Cuisine in the city center.",
+    "Wildwood is a coffee shop that serves English food. They have high customer ratings and cheap prices. They are in the city near the Ranch.",
+]
+BLEU_FLOOR = 30.0  # measured: 36.8 on these sentences (greedy, posterior mean), 2026-12-01
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    model = AutoModel.from_pretrained(SHIPPED)
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED)
+    return model, tokenizer
+
+
+def test_the_folder_is_what_an_upload_holds_and_fits_the_limit():
+    from hf_hrvae.hub import files_to_upload
+
+    names = sorted(path.name for path in SHIPPED.iterdir())
+    assert names == sorted(files_to_upload(SHIPPED) + ["README.md"])
+    assert {"train_results.json", "eval_test.json", "training_curves.png"} <= set(names)
+    assert sum(path.stat().st_size for path in SHIPPED.iterdir()) <= 30 * 2**20
+
+
+def test_loads_with_auto_model_after_importing_hf_hrvae(shipped):
+    model, tokenizer = shipped
+    assert type(model).__name__ == "HRVAEModel" and not model.training
+    assert model.config.setting == "inputless" and model.config.vocab_size == len(tokenizer)
+
+
+def test_loads_with_trust_remote_code_where_hf_hrvae_cannot_be_imported(shipped, tmp_path):
+    script = tmp_path / "remote.py"
+    script.write_text(REMOTE_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(SHIPPED), str(tmp_path / "out.pt")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = torch.load(tmp_path / "out.pt")
+    model, tokenizer = shipped
+    batch = tokenizer(["blue spice is a coffee shop ."], return_tensors="pt")
+    torch.testing.assert_close(remote["logits"], model(**batch).logits, atol=1e-5, rtol=0)
+    assert torch.equal(remote["ids"], model.generate(**batch, max_new_tokens=6))
+
+
+def test_reconstructs_validation_sentences_recognisably(shipped):
+    model, tokenizer = shipped
+    batch = tokenizer(VALIDATION_SENTENCES, return_tensors="pt", padding=True)
+    ids = model.generate(**batch, max_new_tokens=60)
+    reconstructions = [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    references = [text.strip() for text in tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)]
+    assert corpus_bleu(reconstructions, references) >= BLEU_FLOOR
+    assert len(set(reconstructions)) == len(reconstructions)  # distinct inputs, distinct reconstructions
+
+
+def test_the_cards_numbers_are_its_evaluation(shipped):
+    card = (SHIPPED / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    recorded = {m["name"]: m["value"] for r in meta["model-index"][0]["results"] for m in r["metrics"]}
+    evaluation = json.loads((SHIPPED / "eval_test.json").read_text())
+    valid, paper = evaluation["valid"], evaluation["paper_protocol"]
+    k = valid["iw_samples"]
+    assert recorded[f"IW-NLL, k={k} (importance-weighted bound, nats/sentence)"] == round(valid["iw_nll"], 4)
+    assert recorded["ELBO-NLL (upper bound, nats/sentence)"] == round(valid["elbo_nll"], 4)
+    assert recorded["KL of the used latent (nats/sentence)"] == round(valid["kl"], 4)
+    assert recorded["Active units"] == valid["active_units"]
+    assert recorded["BLEU of greedy reconstructions"] == round(valid["bleu"], 4)
+    assert recorded["NLL, paper protocol (comparison only, not a bound)"] == round(paper["nll"], 4)
+    training = json.loads((SHIPPED / "train_results.json").read_text())
+    assert f"the exported model is epoch {training['best_epoch']} of {training['epochs']}" in card
+    assert training["metric_for_best_model"] in card
