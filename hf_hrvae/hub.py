@@ -181,6 +181,15 @@ def validation_summary(validation: dict) -> str:
     return ", ".join(parts) if parts else "not recorded"
 
 
+CARD_NOTES_FILE = "card_notes.md"
+
+
+def notes_section(folder: Path) -> str:
+    """`card_notes.md` of the folder, hand-written (links, what else was measured), as a section of the card."""
+    notes = folder / CARD_NOTES_FILE
+    return f"## More about this model\n\n{notes.read_text(encoding='utf-8').strip()}\n\n" if notes.exists() else ""
+
+
 def build_model_card(folder, repo_id: str, revision: str | None = None, license: str = "apache-2.0") -> ModelCard:
     """The card of `folder`, from its config, `train_results.json` and `eval_*.json` (nothing hand-written)."""
     folder = Path(folder)
@@ -254,7 +263,7 @@ dimensions with Cov_x E_q[z_d] > 0.01; BLEU compares greedy reconstructions from
 The *paper protocol* columns reproduce what the authors' code computes (posterior mean, time-averaged KL, n + 2
 tokens per sentence) for comparison with Table 2 of the paper: **they are not bounds** and come out lower.
 
-## Limitations
+{notes_section(folder)}## Limitations
 
 - A sentence VAE for short texts of the training domain ({dataset or 'its training data'}); word-level vocabulary,
   lower-cased and punctuation-split unless the data was pre-tokenised; unknown words become `<unk>`.

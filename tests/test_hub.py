@@ -106,6 +106,17 @@ def test_card_lists_every_invocation_of_a_resumed_run(run_folder, tmp_path, e2e_
     assert "# epoch 1\npython examples/train.py --first\n# epochs 2-3\npython examples/train.py --second" in card
 
 
+def test_card_includes_the_folders_hand_written_notes(run_folder, tmp_path):
+    folder = tmp_path / "noted"
+    folder.mkdir()
+    for name in ("config.json", "train_results.json"):
+        (folder / name).write_text((run_folder / name).read_text())
+    assert "## More about this model" not in str(build_model_card(folder, "someone/x"))
+    (folder / "card_notes.md").write_text("What the latent knows: [latent.md](https://example.org/latent.md).\n")
+    card = str(build_model_card(folder, "someone/x"))
+    assert "## More about this model\n\nWhat the latent knows: [latent.md](https://example.org/latent.md).\n\n## Limitations" in card
+
+
 class Recorder:
     """HfApi with every network method replaced: it records what would be sent."""
 

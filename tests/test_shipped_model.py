@@ -107,3 +107,4 @@ def test_the_cards_numbers_are_its_evaluation(shipped):
     training = json.loads((SHIPPED / "train_results.json").read_text())
     assert f"the exported model is epoch {training['best_epoch']} of {training['epochs']}" in card
     assert training["metric_for_best_model"] in card
+    assert "(../../docs/latent.md)" in card and (SHIPPED / "../../docs/latent.md").exists()  # the card links them
