@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .evaluation import active_units, mutual_information
+from .plotting import save_figure
 
 E2E_ATTRIBUTES = ("name", "eatType", "food", "priceRange", "customer rating", "area", "familyFriendly", "near")
 ABSENT = "<absent>"  # an attribute the MR does not mention is a class of its own
@@ -138,12 +139,7 @@ def plot_latent_pca(latents, mrs, png_path, attributes=("eatType", "area", "fami
         axis.legend(frameon=False, fontsize=7, markerscale=3)
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png_path, dpi=80)
-    plt.close(figure)
-    return png_path
+    return save_figure(figure, png_path)
 
 
 @torch.no_grad()

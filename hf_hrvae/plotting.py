@@ -52,4 +52,16 @@ def plot_training_curves(log_path, png_path, title: str | None = None) -> Path:
     return png_path
 
 
-__all__ = ["read_step_log", "plot_training_curves"]
+def save_figure(figure, png_path, dpi: int = 80) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png_path, dpi=dpi)
+    plt.close(figure)
+    return png_path
+
+
+__all__ = ["read_step_log", "plot_training_curves", "save_figure"]

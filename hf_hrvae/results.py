@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .configuration_hrvae import PRESETS, SETTINGS
+from .plotting import save_figure
 
 DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
 # Extra flags of a named variant of a run (`e2e-hrvae-inputless-word2vec`).
@@ -304,12 +305,7 @@ def plot_figure2(records: list[dict], png_path, dataset="e2e", setting="inputles
     left.legend(frameon=False, fontsize=8)
     right.legend(frameon=False, fontsize=8)
     figure.suptitle(f"{dataset.upper()} {setting}: training curves (training set, means over >= 100 steps)")
-    figure.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png_path, dpi=80)
-    plt.close(figure)
-    return png_path
+    return save_figure(figure, png_path)
 
 
 __all__ = [
