@@ -32,10 +32,9 @@ def find_checkpoint(output_dir, resume_from_checkpoint: str) -> Path:
     path = Path(resume_from_checkpoint)
     if (path / STATE_FILE).exists():
         return path
-    for folder in (path.parent, path) if path.name == CHECKPOINT_DIR else (path,):
-        candidates = list_checkpoints(folder)
-        if candidates:
-            return candidates[-1]
+    candidates = list_checkpoints(path.parent if path.name == CHECKPOINT_DIR else path)  # OUTPUT_DIR[/checkpoints]
+    if candidates:
+        return candidates[-1]
     if not path.is_dir():
         raise CheckpointNotFoundError(f"--resume_from_checkpoint {path}: no such folder. Accepted: {accepted}.")
     found = sorted(child.name for child in path.iterdir())

@@ -163,9 +163,8 @@ def command_lines(training: dict, command: str | None) -> str:
     lines = [f"- Commands: {len(invocations)} invocations of the same run, each resuming from the last one's "
              f"checkpoint ({training.get('epochs', '?')} epochs, {training.get('completed_steps', '?')} steps in all):",
              "", "```bash"]
-    for index, invocation in enumerate(invocations):
-        # an invocation stopped from outside records no end: the next one starts where its last checkpoint was
-        end = invocation.get("to_epoch", invocations[index + 1]["from_epoch"] if index + 1 < len(invocations) else "?")
+    for invocation in invocations:  # each ends where the next one resumed (the trainer records it on resume)
+        end = invocation.get("to_epoch", "?")
         span = f"epoch {end}" if end == invocation["from_epoch"] + 1 else f"epochs {invocation['from_epoch'] + 1}-{end}"
         lines += [f"# {span}", invocation["command"]]
     return "\n".join(lines + ["```"])
