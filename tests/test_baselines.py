@@ -217,6 +217,17 @@ def test_free_bits_total_and_per_dimension(tokenizer):
     assert model.kl_training_term(torch.zeros(2, 3), kl_terms, present).item() == pytest.approx(0.5 + 1.0 + 0.5)
 
 
+def test_vae_cnn_preset_clips_its_kl_term_at_five_nats(tokenizer, batch):
+    torch.manual_seed(0)
+    model = HRVAEModel(tiny_preset("vae-cnn", len(tokenizer))).eval()
+    out = model(**batch, labels=batch["input_ids"])
+    assert 0 < out.kl_last.item() < 5.0  # a fresh model's KL is below the floor: the loss counts the floor
+    assert (out.loss - out.reconstruction_loss).item() == pytest.approx(5.0)
+    model.config.free_bits = 0.0
+    out = model(**batch, labels=batch["input_ids"])
+    assert (out.loss - out.reconstruction_loss).item() == pytest.approx(out.kl_last.item(), rel=1e-5)
+
+
 def test_bn_vae_normalises_mu_with_a_fixed_scale(tokenizer, batch, tmp_path):
     torch.manual_seed(0)
     model = HRVAEModel(tiny_preset("vae-lstm-base", len(tokenizer), bn_vae=True, bn_gamma=0.7)).train()

@@ -98,6 +98,9 @@ def test_record_holds_the_evaluation_layout_and_the_provenance():
     assert "num_tokens" not in record["validation_curve"][0] and "active_units" not in record["validation_curve"][0]
     assert record["metric_for_best_model"] == "iw_nll" and record["best_epoch"] == 2
     assert "exported: epoch 2, the best by validation iw_nll" in runs_markdown([record])
+    assert "Note:" not in runs_markdown([record])
+    record["notes"] = ["ran with free_bits 0"]
+    assert "Note: ran with free_bits 0\n" in runs_markdown([record])
 
 
 def test_tables_put_the_papers_numbers_beside_ours():
