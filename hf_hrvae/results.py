@@ -230,6 +230,66 @@ def table2_markdown(records: list[dict], dataset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The equal-budget comparison (E2E inputless, the shipped HR-VAE's settings, docs/results.md), in report order.
+EQUAL_BUDGET_RUNS = ("e2e-hrvae-inputless-long", "e2e-hrvae-inputless-long-last-beta",
+                     "e2e-vae-lstm-base-inputless-long", "e2e-vae-cnn-inputless-long", "e2e-vmf-vae-inputless-long")
+SYSTEM_VARIANT_NAMES = {"long-last-beta": "β ≈ 1/n ablation"}
+
+
+def system_label(record: dict) -> str:
+    """`HR-VAE`, `HR-VAE (β ≈ 1/n ablation)`, `VAE-CNN (lr1e-3)`: the system and what sets the run apart."""
+    variant = record.get("variant")
+    if variant in (None, "long"):
+        return SYSTEM_NAMES[record["preset"]]
+    return f"{SYSTEM_NAMES[record['preset']]} ({SYSTEM_VARIANT_NAMES.get(variant, variant)})"
+
+
+def latent_return_epoch(record: dict, threshold: float = 5.0) -> int | None:
+    """The first epoch whose validation KL of the used z is >= `threshold` nats and stays so in every later
+    validation (`None`: never)."""
+    curve = [v for v in record["validation_curve"] if v.get("kl") is not None]
+    first = None
+    for v in curve:
+        if v["kl"] < threshold:
+            first = None
+        elif first is None:
+            first = v["epoch"]
+    return first
+
+
+def equal_budget_markdown(records: list[dict]) -> str:
+    """The five runs of the equal-budget comparison side by side (test split); `not run yet` for a missing one."""
+    by_name = {r["name"]: r for r in records}
+    lines = ["| system | epochs (exported) | latent in use from epoch | paper NLL (KL) | ours, paper protocol: "
+             "NLL (KL) | PPL | ELBO-NLL | IW-NLL (k) | KL of used z | MI | AU | BLEU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in EQUAL_BUDGET_RUNS:
+        r = by_name.get(name)
+        if r is None:
+            lines.append(f"| `{name}` | not run yet |" + " |" * 10)
+            continue
+        paper = PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {})
+        ours, valid = r["paper_protocol"] or {}, r["valid"]
+        back = latent_return_epoch(r)
+        lines.append(
+            f"| {system_label(r)} | {r['epochs']} ({r['best_epoch']}) | {back if back is not None else 'never'} | "
+            f"{paper.get('nll', '–')} ({paper.get('kl', '–')}) | {_fmt(ours.get('nll'))} ({_fmt(ours.get('kl'))}) | "
+            f"{_fmt(ours.get('ppl'))} | {_fmt(valid['elbo_nll'])} | {_fmt(valid.get('iw_nll'))} "
+            f"({valid.get('iw_samples', '–')}) | {_fmt(valid['kl'])} | {_fmt(valid['mutual_info'], 3)} | "
+            f"{valid['active_units']} | {_fmt(valid.get('bleu'), 1)} |")
+    present = [by_name[name] for name in EQUAL_BUDGET_RUNS if name in by_name]
+    if present:  # the validation curves side by side: when each latent came (back) into use
+        lines += ["", "Validation after each epoch, KL of the used z / reconstruction (nats per sentence):", "",
+                  "| epoch | " + " | ".join(system_label(r) for r in present) + " |",
+                  "|---|" + "---|" * len(present)]
+        curves = [{v["epoch"]: v for v in r["validation_curve"]} for r in present]
+        for epoch in range(1, max(max(c, default=0) for c in curves) + 1):
+            cells = [f"{_fmt(c[epoch].get('kl'))} / {_fmt(c[epoch].get('reconstruction'), 1)}" if epoch in c
+                     else "–" for c in curves]
+            lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def runs_markdown(records: list[dict]) -> str:
     """Every run's exact commands, wall times, epochs and device."""
     lines = []
@@ -282,27 +342,33 @@ def merge_curve(curve: dict, min_steps: int = 100) -> dict:
     return merged
 
 
-def plot_figure2(records: list[dict], png_path, dataset="e2e", setting="inputless") -> Path:
+def plot_figure2(records: list[dict], png_path, dataset="e2e", setting="inputless", names=None) -> Path:
     """Figure 2: reconstruction loss and KL over training steps of each system (training set, running window
-    means as recorded). Solid: the KL term trained on (holistic for HR-VAE); dashed: the KL of the used z."""
+    means as recorded). Solid: the KL term trained on (holistic for HR-VAE, last step / n for the ablation);
+    dashed: the KL of the used z. `names`: these runs in this order (default: the variant-less runs of
+    `dataset` / `setting`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in records if r["dataset"] == dataset and r["setting"] == setting and not r["variant"]]
+    if names is None:
+        rows = [r for r in records if r["dataset"] == dataset and r["setting"] == setting and not r["variant"]]
+        order = {name: i for i, name in enumerate(SYSTEM_NAMES)}
+        rows.sort(key=lambda r: order[r["preset"]])
+    else:
+        by_name = {r["name"]: r for r in records}
+        rows = [by_name[name] for name in names if name in by_name]
     if not rows:
-        raise ValueError(f"No {dataset} {setting} records to plot.")
-    order = {name: i for i, name in enumerate(SYSTEM_NAMES)}
-    rows.sort(key=lambda r: order[r["preset"]])
+        raise ValueError(f"No {dataset} {setting} records to plot" + (f" among {list(names)}." if names else "."))
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for index, r in enumerate(rows):
-        curve, color, label = merge_curve(r["training_curve"]), f"C{index}", SYSTEM_NAMES[r["preset"]]
+        curve, color, label = merge_curve(r["training_curve"]), f"C{index}", system_label(r)
         left.plot(curve["step"], curve["reconstruction"], color=color, label=label, linewidth=1.2)
         right.plot(curve["step"], curve["kl_holistic"], color=color, label=label, linewidth=1.2)
         if r["preset"] == "hrvae":
             right.plot(curve["step"], curve["kl_last"], color=color, linestyle="--", linewidth=1,
-                       label="HR-VAE, KL of the used z")
+                       label=f"{label}, KL of the used z")
     left.set(xlabel="training step", ylabel="reconstruction loss (nats / sentence)")
     right.set(xlabel="training step", ylabel="KL (nats / sentence, log scale)", yscale="log")
     left.legend(frameon=False, fontsize=8)
@@ -314,6 +380,10 @@ def plot_figure2(records: list[dict], png_path, dataset="e2e", setting="inputles
 __all__ = [
     "RunSpec",
     "PAPER_TABLE2",
+    "EQUAL_BUDGET_RUNS",
+    "system_label",
+    "latent_return_epoch",
+    "equal_budget_markdown",
     "VARIANTS",
     "device_description",
     "downsample_curve",
@@ -374,10 +444,15 @@ def long_run_markdown(records: list[dict], name: str = "e2e-hrvae-inputless-long
     return "\n".join(lines) + "\n"
 
 
-def results_sections(records: list[dict], figure_link: str) -> dict:
-    """The generated sections of docs/results.md."""
+def results_sections(records: list[dict], figure_link: str, equal_budget_figure_link: str | None = None) -> dict:
+    """The generated sections of docs/results.md (`equal_budget_figure_link`: None while no run of the
+    comparison has a record)."""
+    figure = (f"![Figure 2 of the equal-budget runs: E2E inputless training curves]({equal_budget_figure_link})\n"
+              if equal_budget_figure_link else "(no record of the equal-budget runs yet)\n")
     return {
         "LONG_RUN": long_run_markdown(records),
+        "TABLE_EQUAL_BUDGET": equal_budget_markdown(records),
+        "FIGURE2_EQUAL_BUDGET": figure,
         "TABLE_E2E": table2_markdown(records, "e2e"),
         "TABLE_PTB": table2_markdown(records, "ptb"),
         "FIGURE2": f"![Figure 2: E2E inputless training curves]({figure_link})\n",

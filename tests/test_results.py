@@ -7,17 +7,21 @@ import pytest
 
 from conftest import REPO_ROOT
 from hf_hrvae.results import (
+    EQUAL_BUDGET_RUNS,
     PAPER_TABLE2,
     RunSpec,
     build_record,
     downsample_curve,
+    equal_budget_markdown,
     fill_markers,
+    latent_return_epoch,
     load_records,
     merge_curve,
     plot_figure2,
     results_sections,
     runs_markdown,
     sample_indices,
+    system_label,
     table2_markdown,
 )
 
@@ -131,6 +135,45 @@ def test_document_sections_are_replaced_between_markers_only(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="No ptb standard records"):
         plot_figure2(records, tmp_path / "none.png", dataset="ptb", setting="standard")
+
+
+def equal_budget_record(preset, variant, kls, nll):
+    record = fake_record("e2e", preset, "inputless", nll) | {"variant": variant,
+                                                             "name": f"e2e-{preset}-inputless-{variant}"}
+    record["validation_curve"] = [{"epoch": i + 1, "kl": kl} for i, kl in enumerate(kls)]
+    return record
+
+
+def test_latent_return_epoch_is_the_first_epoch_the_kl_stays_above_the_threshold():
+    record = equal_budget_record("hrvae", "long", [0.0, 6.0, 3.0, 5.0, 9.0], 40.0)
+    assert latent_return_epoch(record) == 4  # epoch 2 crossed, but epoch 3 fell back
+    assert latent_return_epoch(record, threshold=10.0) is None
+    assert latent_return_epoch(equal_budget_record("vae-lstm-base", "long", [41.0, 50.0], 40.0)) == 1
+
+
+def test_equal_budget_table_lists_the_five_runs_in_report_order(tmp_path):
+    records = [equal_budget_record("vae-lstm-base", "long", [41.0, 50.0], 41.0),
+               equal_budget_record("hrvae", "long-last-beta", [0.1, 6.0], 42.0),
+               equal_budget_record("hrvae", "long", [0.0, 0.0], 40.0),
+               fake_record("e2e", "vae-cnn", "inputless", 90.0)]  # not one of the comparison's runs
+    assert system_label(records[1]) == "HR-VAE (β ≈ 1/n ablation)" and system_label(records[2]) == "HR-VAE"
+    table = equal_budget_markdown(records).splitlines()
+    assert len(table) == 2 + len(EQUAL_BUDGET_RUNS) + 5 + 2
+    assert table[2].startswith("| HR-VAE | 3 (2) | never | 38 (7.78) | 40.00 (0.50) | 8.00 | 42.00 | 41.00 (500) |")
+    assert table[3].startswith("| HR-VAE (β ≈ 1/n ablation) | 3 (2) | 2 | 38 (7.78) | 42.00 (0.50) |")
+    assert table[4].startswith("| VAE-LSTM-base | 3 (2) | 1 | 101 (5.48) | 41.00 (0.50) |")
+    assert table[5] == "| `e2e-vae-cnn-inputless-long` | not run yet |" + " |" * 10
+    assert table[5].count("|") == table[4].count("|")
+    assert table[10] == "| epoch | HR-VAE | HR-VAE (β ≈ 1/n ablation) | VAE-LSTM-base |"
+    assert table[12:] == ["| 1 | 0.00 / – | 0.10 / – | 41.00 / – |", "| 2 | 0.00 / – | 6.00 / – | 50.00 / – |"]
+    sections = results_sections(records, "f.png", "g.png")
+    assert sections["TABLE_EQUAL_BUDGET"] == equal_budget_markdown(records)
+    assert "](g.png)" in sections["FIGURE2_EQUAL_BUDGET"]
+    assert results_sections(records, "f.png")["FIGURE2_EQUAL_BUDGET"].startswith("(no record")
+    png = plot_figure2(records, tmp_path / "equal.png", names=EQUAL_BUDGET_RUNS)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="among"):
+        plot_figure2(records[3:], tmp_path / "none.png", names=EQUAL_BUDGET_RUNS)
 
 
 def test_long_run_section_shows_the_validation_curve_and_the_samples():
