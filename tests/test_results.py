@@ -154,15 +154,17 @@ def test_latent_return_epoch_is_the_first_epoch_the_kl_stays_above_the_threshold
 def test_equal_budget_table_lists_the_five_runs_in_report_order(tmp_path):
     records = [equal_budget_record("vae-lstm-base", "long", [41.0, 50.0], 41.0),
                equal_budget_record("hrvae", "long-last-beta", [0.1, 6.0], 42.0),
-               equal_budget_record("hrvae", "long", [0.0, 0.0], 40.0),
+               equal_budget_record("hrvae", "long30", [0.0, 0.0], 40.0),
+               equal_budget_record("hrvae", "long", [0.0], 40.0),  # the shipped run's record: not in the table
                fake_record("e2e", "vae-cnn", "inputless", 90.0)]  # not one of the comparison's runs
     assert system_label(records[1]) == "HR-VAE (β ≈ 1/n ablation)" and system_label(records[2]) == "HR-VAE"
+    assert system_label(records[3]) == "HR-VAE"
     table = equal_budget_markdown(records).splitlines()
     assert len(table) == 2 + len(EQUAL_BUDGET_RUNS) + 5 + 2
     assert table[2].startswith("| HR-VAE | 3 (2) | never | 38 (7.78) | 40.00 (0.50) | 8.00 | 42.00 | 41.00 (500) |")
     assert table[3].startswith("| HR-VAE (β ≈ 1/n ablation) | 3 (2) | 2 | 38 (7.78) | 42.00 (0.50) |")
     assert table[4].startswith("| VAE-LSTM-base | 3 (2) | 1 | 101 (5.48) | 41.00 (0.50) |")
-    assert table[5] == "| `e2e-vae-cnn-inputless-long` | not run yet |" + " |" * 10
+    assert table[5] == "| `e2e-vae-cnn-inputless-long` | not run yet |" + " |" * 10, table
     assert table[5].count("|") == table[4].count("|")
     assert table[10] == "| epoch | HR-VAE | HR-VAE (β ≈ 1/n ablation) | VAE-LSTM-base |"
     assert table[12:] == ["| 1 | 0.00 / – | 0.10 / – | 41.00 / – |", "| 2 | 0.00 / – | 6.00 / – | 50.00 / – |"]
@@ -173,7 +175,7 @@ def test_equal_budget_table_lists_the_five_runs_in_report_order(tmp_path):
     png = plot_figure2(records, tmp_path / "equal.png", names=EQUAL_BUDGET_RUNS)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="among"):
-        plot_figure2(records[3:], tmp_path / "none.png", names=EQUAL_BUDGET_RUNS)
+        plot_figure2(records[3:], tmp_path / "none.png", names=EQUAL_BUDGET_RUNS)  # neither is in the comparison
 
 
 def test_long_run_section_shows_the_validation_curve_and_the_samples():
@@ -213,6 +215,22 @@ def test_committed_records_have_the_issue_layout():
         assert k == 500 if record["preset"] == "hrvae" else k in (100, 500)  # the issue's k per system
         assert record["paper_protocol"]["label"] == "comparison only, not a bound"
         assert record["valid"]["elbo_nll"] >= record["valid"]["iw_nll"] - 0.5  # IW tightens the bound (noise)
+
+
+def test_committed_equal_budget_records_share_the_budget_and_settings():
+    """Issue 16: each run >= 30 epochs, all within 10 % of one number, the shipped run's training settings."""
+    records = [r for r in load_records(REPO_ROOT / "results") if r["name"] in EQUAL_BUDGET_RUNS]
+    if not records:
+        pytest.skip("no equal-budget record committed yet")
+    epochs = [r["epochs"] for r in records]
+    assert min(epochs) >= 30 and max(epochs) <= 1.1 * min(epochs), epochs
+    for r in records:
+        flags = " ".join(i["command"] for i in r["invocations"]) if r.get("invocations") else r["command"]
+        for flag in ("--setting inputless", "--learning_rate 1e-3", "--mixed_precision bf16", "--group_by_length",
+                     "--metric_for_best_model paper_nll", "--eval_iw_samples 10"):
+            assert flag in r["command"], (r["name"], flag)
+        assert ("--kl_regularisation last_beta" in flags) == (r["variant"] == "long-last-beta"), r["name"]
+        assert r["metric_for_best_model"] == "paper_nll" and r["valid"]["iw_samples"] >= 100
 
 
 def test_reproduce_trains_evaluates_and_records_a_run(e2e_folder, tmp_path):
