@@ -298,9 +298,15 @@ def runs_markdown(records: list[dict]) -> str:
     lines = []
     for r in sorted(records, key=lambda r: r["name"]):
         metric = r.get("metric_for_best_model", "elbo_nll")
+        invocations = r.get("invocations") or []
+        training = f"training {r['training_wall_time_s'] / 60:.1f} min"
+        if len(invocations) > 1:  # the trainer's wall time is the last invocation's
+            steps_minutes = sum(v.get("train_seconds") or 0 for v in r["validation_curve"]) / 60
+            training = (f"{len(invocations)} invocations: the epochs' training steps {steps_minutes:.1f} min in all, "
+                        f"the last invocation {r['training_wall_time_s'] / 60:.1f} min with its validations")
         lines += [f"**{r['name']}** — {r['epochs']} epochs (exported: epoch {r['best_epoch']}, the best by "
                   f"validation {metric}), "
-                  f"{r['completed_steps']} steps; training {r['training_wall_time_s'] / 60:.1f} min, test evaluation "
+                  f"{r['completed_steps']} steps; {training}, test evaluation "
                   f"{r['evaluation_wall_time_s'] / 60:.1f} min; {r['device']}.", ""]
         lines += [f"Note: {note}" for note in r.get("notes", [])] + ([""] if r.get("notes") else [])
         lines += ["```bash", r["command"], r["evaluation_command"] or "(evaluation command not recorded)", "```", ""]

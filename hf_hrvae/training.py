@@ -279,6 +279,9 @@ class Trainer:
         state = json.loads((path / STATE_FILE).read_text())
         renumber = "epochs_counted_from" not in state  # a checkpoint of an earlier version: epochs counted from 0
         self.state = upgrade_state(state)
+        if "invocations" not in self.state and self.state["completed_steps"]:  # written before they were recorded
+            self.state["invocations"] = [{"command": None, "from_step": 0, "from_epoch": 0, "note": "not recorded: "
+                                          "the checkpoint predates the trainer's record of invocations"}]
         previous = self.state.get("invocations", [])
         if previous and "to_step" not in previous[-1]:  # it ended (or was stopped) after this checkpoint
             previous[-1].update(to_step=self.state["completed_steps"], to_epoch=self.state["epoch"])

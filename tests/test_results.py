@@ -105,6 +105,10 @@ def test_record_holds_the_evaluation_layout_and_the_provenance():
     assert "Note:" not in runs_markdown([record])
     record["notes"] = ["ran with free_bits 0"]
     assert "Note: ran with free_bits 0\n" in runs_markdown([record])
+    assert "; training 1.0 min," in runs_markdown([record])
+    record["invocations"] = [{"command": "a"}, {"command": "b"}]  # resumed: the wall time is the last invocation's
+    assert ("; 2 invocations: the epochs' training steps 0.3 min in all, the last invocation 1.0 min with its "
+            "validations," in runs_markdown([record]))
 
 
 def test_tables_put_the_papers_numbers_beside_ours():

@@ -237,11 +237,12 @@ def test_resuming_a_checkpoint_of_the_earlier_layout(e2e_folder, tmp_path, caplo
     state = json.loads(state_file.read_text())
     old = {k: v for k, v in state.items() if k not in ("epochs_counted_from", "metric_for_best_model", "best_metric")}
     old.update(best_nll=state["best_metric"], best_epoch=0, validations=[{**state["validations"][0], "epoch": 0}])
+    del old["invocations"]  # recorded from a later version on
     state_file.write_text(json.dumps(old))
     log = out / "train_log.jsonl"
     log.write_text("".join(json.dumps({**json.loads(line), "epoch": json.loads(line)["epoch"] - 1}) + "\n"
                            for line in log.read_text().splitlines()))
-    assert upgrade_state(old) == {**state, "best_epoch": 1}
+    assert upgrade_state(old) == {**{k: v for k, v in state.items() if k != "invocations"}, "best_epoch": 1}
     with caplog.at_level("WARNING"):
         results = train(tiny_args(e2e_folder, out, num_train_epochs=2, resume_from_checkpoint=str(out),
                                   metric_for_best_model="reconstruction"))
@@ -249,6 +250,10 @@ def test_resuming_a_checkpoint_of_the_earlier_layout(e2e_folder, tmp_path, caplo
     assert [v["epoch"] for v in results["validations"]] == [1, 2]
     assert results["best_epoch"] == 2  # epoch 1 had no reconstruction-chosen export: not a candidate
     assert results["metric_for_best_model"] == "reconstruction"
+    unrecorded, resumed = results["invocations"]  # the checkpoint's own training is listed, without a command
+    assert unrecorded["command"] is None and "predates" in unrecorded["note"]
+    assert (unrecorded["from_step"], unrecorded["to_step"], unrecorded["to_epoch"]) == (0, 6, 1)
+    assert resumed["from_step"] == 6 and resumed["to_epoch"] == 2 and "note" not in resumed
     assert sorted({json.loads(line)["epoch"] for line in log.read_text().splitlines()}) == [1, 2]
 
 
