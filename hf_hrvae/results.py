@@ -261,7 +261,7 @@ def latent_return_epoch(record: dict, threshold: float = 5.0) -> int | None:
 
 
 def equal_budget_markdown(records: list[dict]) -> str:
-    """The five runs of the equal-budget comparison side by side (test split); `not run yet` for a missing one."""
+    """The five runs of the equal-budget comparison side by side (test split); `no record yet` for a missing one."""
     by_name = {r["name"]: r for r in records}
     lines = ["| system | epochs (exported) | latent in use from epoch | paper NLL (KL) | ours, paper protocol: "
              "NLL (KL) | PPL | ELBO-NLL | IW-NLL (k) | KL of used z | MI | AU | BLEU |",
@@ -269,9 +269,10 @@ def equal_budget_markdown(records: list[dict]) -> str:
     for name in EQUAL_BUDGET_RUNS:
         r = by_name.get(name)
         if r is None:
-            lines.append(f"| `{name}` | not run yet |" + " |" * 10)
+            lines.append(f"| `{name}` | no record yet |" + " |" * 10)
             continue
-        paper = PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {})
+        paper = ({} if r["variant"] in SYSTEM_VARIANT_NAMES  # an ablation: not in the paper
+                 else PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {}))
         ours, valid = r["paper_protocol"] or {}, r["valid"]
         back = latent_return_epoch(r)
         lines.append(

@@ -166,9 +166,9 @@ def test_equal_budget_table_lists_the_five_runs_in_report_order(tmp_path):
     table = equal_budget_markdown(records).splitlines()
     assert len(table) == 2 + len(EQUAL_BUDGET_RUNS) + 5 + 2
     assert table[2].startswith("| HR-VAE | 3 (2) | never | 38 (7.78) | 40.00 (0.50) | 8.00 | 42.00 | 41.00 (500) |")
-    assert table[3].startswith("| HR-VAE (β ≈ 1/n ablation) | 3 (2) | 2 | 38 (7.78) | 42.00 (0.50) |")
+    assert table[3].startswith("| HR-VAE (β ≈ 1/n ablation) | 3 (2) | 2 | – (–) | 42.00 (0.50) |")  # not in the paper
     assert table[4].startswith("| VAE-LSTM-base | 3 (2) | 1 | 101 (5.48) | 41.00 (0.50) |")
-    assert table[5] == "| `e2e-vae-cnn-inputless-long` | not run yet |" + " |" * 10, table
+    assert table[5] == "| `e2e-vae-cnn-inputless-long` | no record yet |" + " |" * 10, table
     assert table[5].count("|") == table[4].count("|")
     assert table[10] == "| epoch | HR-VAE | HR-VAE (β ≈ 1/n ablation) | VAE-LSTM-base |"
     assert table[12:] == ["| 1 | 0.00 / – | 0.10 / – | 41.00 / – |", "| 2 | 0.00 / – | 6.00 / – | 50.00 / – |"]
