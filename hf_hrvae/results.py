@@ -208,8 +208,8 @@ def _fmt(value, digits=2):
 
 def table2_markdown(records: list[dict], dataset: str) -> str:
     """Our test numbers beside the paper's, for one dataset: paper protocol first (comparable to Table 2), then
-    the valid metrics."""
-    rows = [r for r in records if r["dataset"] == dataset]
+    the valid metrics. The equal-budget comparison's runs have their own table (`equal_budget_markdown`)."""
+    rows = [r for r in records if r["dataset"] == dataset and r["name"] not in EQUAL_BUDGET_RUNS]
     order = {name: i for i, name in enumerate(SYSTEM_NAMES)}
     rows.sort(key=lambda r: (r["setting"] != "standard", order[r["preset"]], r["variant"] or ""))
     lines = [

@@ -174,6 +174,8 @@ def test_equal_budget_table_lists_the_five_runs_in_report_order(tmp_path):
     assert table[12:] == ["| 1 | 0.00 / – | 0.10 / – | 41.00 / – |", "| 2 | 0.00 / – | 6.00 / – | 50.00 / – |"]
     sections = results_sections(records, "f.png", "g.png")
     assert sections["TABLE_EQUAL_BUDGET"] == equal_budget_markdown(records)
+    assert "long-last-beta" not in sections["TABLE_E2E"] and "long30" not in sections["TABLE_E2E"]  # not twice
+    assert "| HR-VAE (long) |" in sections["TABLE_E2E"] and "| VAE-CNN |" in sections["TABLE_E2E"]
     assert "](g.png)" in sections["FIGURE2_EQUAL_BUDGET"]
     assert results_sections(records, "f.png")["FIGURE2_EQUAL_BUDGET"].startswith("(no record")
     png = plot_figure2(records, tmp_path / "equal.png", names=EQUAL_BUDGET_RUNS)
