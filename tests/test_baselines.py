@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -22,7 +20,7 @@ from hf_hrvae.latent_hrvae import (
     wood_sample_w,
 )
 from hf_hrvae.training import TrainingArguments, train
-from test_save_load import REMOTE_SCRIPT
+from test_save_load import load_without_hf_hrvae
 
 PRESETS = ["hrvae", "vae-lstm-base", "vae-cnn", "vmf-vae"]
 
@@ -67,12 +65,7 @@ def test_each_preset_trains_saves_reloads_and_generates(preset, e2e_folder, tmp_
     reloaded = HRVAEModel.from_pretrained(out).eval()
     assert torch.equal(model(**batch).logits, reloaded(**batch).logits)
 
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE_SCRIPT)
-    run = subprocess.run([sys.executable, str(script), str(out), str(tmp_path / "remote.pt")],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    remote = torch.load(tmp_path / "remote.pt")
+    remote = load_without_hf_hrvae(out, tmp_path)
     assert torch.equal(remote["logits"], model(**batch).logits)
     assert torch.equal(remote["ids"], model.generate(**batch, max_new_tokens=6))
     torch.manual_seed(0)

@@ -63,18 +63,21 @@ REMOTE_SCRIPT = textwrap.dedent(
 )
 
 
+def load_without_hf_hrvae(model_dir, tmp_path) -> dict:
+    """Run REMOTE_SCRIPT on `model_dir` in a process that cannot import hf_hrvae: its logits and generated ids."""
+    script = tmp_path / "remote.py"
+    script.write_text(REMOTE_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(model_dir), str(tmp_path / "remote.pt")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return torch.load(tmp_path / "remote.pt")
+
+
 def test_trust_remote_code_loads_without_hf_hrvae(make_model, tokenizer, tmp_path):
     model = make_model().eval()
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "model"), str(tmp_path / "out.pt")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    remote = torch.load(tmp_path / "out.pt")
+    remote = load_without_hf_hrvae(tmp_path / "model", tmp_path)
     batch = tokenizer(["blue spice is a coffee shop ."], return_tensors="pt")
     torch.testing.assert_close(remote["logits"], model(**batch).logits, atol=1e-6, rtol=0)  # see above
     assert torch.equal(remote["ids"], model.generate(**batch, max_new_tokens=6))

@@ -1,8 +1,6 @@
 """The shipped model, models/hrvae-e2e-inputless: it loads both ways, its latent is in use, its card tells the truth."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,7 +10,7 @@ from transformers import AutoModel, AutoTokenizer
 import hf_hrvae  # noqa: F401  (registers the Auto classes)
 from conftest import REPO_ROOT
 from hf_hrvae.evaluation import corpus_bleu
-from test_save_load import REMOTE_SCRIPT
+from test_save_load import load_without_hf_hrvae
 
 SHIPPED = REPO_ROOT / "models" / "hrvae-e2e-inputless"
 
@@ -69,12 +67,7 @@ def test_loads_with_auto_model_after_importing_hf_hrvae(shipped):
 
 
 def test_loads_with_trust_remote_code_where_hf_hrvae_cannot_be_imported(shipped, tmp_path):
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), str(SHIPPED), str(tmp_path / "out.pt")],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    remote = torch.load(tmp_path / "out.pt")
+    remote = load_without_hf_hrvae(SHIPPED, tmp_path)
     model, tokenizer = shipped
     batch = tokenizer(["blue spice is a coffee shop ."], return_tensors="pt")
     torch.testing.assert_close(remote["logits"], model(**batch).logits, atol=1e-5, rtol=0)
