@@ -247,13 +247,15 @@ def system_label(record: dict) -> str:
     return f"{SYSTEM_NAMES[record['preset']]} ({SYSTEM_VARIANT_NAMES.get(variant, variant)})"
 
 
-def latent_return_epoch(record: dict, threshold: float = 5.0) -> int | None:
-    """The first epoch whose validation KL of the used z is >= `threshold` nats and stays so in every later
-    validation (`None`: never)."""
+def latent_return_epoch(record: dict, threshold: float = 5.0, min_active_units: int = 1) -> int | None:
+    """The first epoch whose validation KL of the used z is >= `threshold` nats with >= `min_active_units` active
+    units, and stays so in every later validation (`None`: never). The active units matter where the KL alone
+    says nothing: vMF-VAE's KL is a constant of κ, whatever the encoder does (a validation without an
+    `active_units` entry is judged by its KL)."""
     curve = [v for v in record["validation_curve"] if v.get("kl") is not None]
     first = None
     for v in curve:
-        if v["kl"] < threshold:
+        if v["kl"] < threshold or v.get("active_units", min_active_units) < min_active_units:
             first = None
         elif first is None:
             first = v["epoch"]

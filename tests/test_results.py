@@ -148,11 +148,16 @@ def equal_budget_record(preset, variant, kls, nll):
     return record
 
 
-def test_latent_return_epoch_is_the_first_epoch_the_kl_stays_above_the_threshold():
+def test_latent_return_epoch_is_the_first_epoch_the_kl_and_active_units_stay_above_the_thresholds():
     record = equal_budget_record("hrvae", "long", [0.0, 6.0, 3.0, 5.0, 9.0], 40.0)
     assert latent_return_epoch(record) == 4  # epoch 2 crossed, but epoch 3 fell back
     assert latent_return_epoch(record, threshold=10.0) is None
     assert latent_return_epoch(equal_budget_record("vae-lstm-base", "long", [41.0, 50.0], 40.0)) == 1
+    vmf = equal_budget_record("vmf-vae", "long", [17.86] * 4, 40.0)  # vMF's KL is a constant of kappa
+    for v, units in zip(vmf["validation_curve"], [0, 0, 14, 25]):
+        v["active_units"] = units
+    assert latent_return_epoch(vmf) == 3
+    assert latent_return_epoch(vmf, min_active_units=20) == 4
 
 
 def test_equal_budget_table_lists_the_five_runs_in_report_order(tmp_path):
