@@ -179,7 +179,7 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         "invocations": train_results.get("invocations"),  # every invocation of a resumed run
         "evaluation_command": eval_results.get("command"),
         "reproduce_command": reproduce_command,
-        "device": device or device_description(),
+        "device": device or train_results.get("device") or device_description(),  # where it trained, if said
         "epochs": train_results["epochs"],
         "best_epoch": train_results["best_epoch"],
         "metric_for_best_model": train_results.get("metric_for_best_model", "elbo_nll"),

@@ -23,6 +23,7 @@ from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vector
 from .evaluation import evaluate_model
 from .modeling_hrvae import HRVAEModel
 from .plotting import plot_training_curves
+from .results import device_description
 
 logger = logging.getLogger(__name__)
 
@@ -377,7 +378,8 @@ class Trainer:
             (self.output_dir / LOG_FILE).write_text("")
         # every invocation that trained this run (a resumed one continues the list its checkpoint holds)
         self.state.setdefault("invocations", []).append(
-            {"command": self.command, "from_step": self.state["completed_steps"], "from_epoch": self.state["epoch"]})
+            {"command": self.command, "from_step": self.state["completed_steps"], "from_epoch": self.state["epoch"],
+             "device": device_description()})
         progress = tqdm(total=self.max_train_steps, initial=self.state["completed_steps"], desc="train",
                         disable=not accelerator.is_local_main_process)
         stop = self.state["completed_steps"] >= self.max_train_steps
@@ -438,6 +440,7 @@ class Trainer:
             "arguments": asdict(self.args),
             "num_processes": accelerator.num_processes,
             "distributed_type": str(accelerator.distributed_type),
+            "device": device_description(),  # this invocation's; each invocation lists its own
             "completed_steps": self.state["completed_steps"],
             "epochs": self.state["epoch"],
             "wall_time_s": wall_time,

@@ -96,11 +96,20 @@ def test_card_lists_every_invocation_of_a_resumed_run(run_folder, tmp_path, e2e_
     flags = dict(dataset_name=e2e_folder, output_dir=str(out), max_train_samples=32, max_eval_samples=8,
                  per_device_train_batch_size=16, embedding_size=12, hidden_size=8, checkpointing_steps="epoch")
     train(TrainingArguments(**flags, num_train_epochs=1), command="python examples/train.py --first")
-    train(TrainingArguments(**flags, num_train_epochs=3, resume_from_checkpoint="latest"),
-          command="python examples/train.py --second")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the second invocation on another number of threads: each says its own
+    try:
+        train(TrainingArguments(**flags, num_train_epochs=3, resume_from_checkpoint="latest"),
+              command="python examples/train.py --second")
+    finally:
+        torch.set_num_threads(threads)
     training = json.loads((out / "train_results.json").read_text())
     assert [(i["command"].split()[-1], i["from_epoch"], i["to_epoch"]) for i in training["invocations"]] == [
         ("--first", 0, 1), ("--second", 1, 3)]
+    first, second = (i["device"] for i in training["invocations"])
+    assert training["device"] == second
+    if not torch.cuda.is_available():
+        assert f", {threads} threads (torch" in first and ", 1 threads (torch" in second
     card = str(build_model_card(out, "someone/x"))
     assert "2 invocations of the same run" in card
     assert "# epoch 1\npython examples/train.py --first\n# epochs 2-3\npython examples/train.py --second" in card

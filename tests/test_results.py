@@ -93,6 +93,11 @@ def fake_record(dataset, preset, setting, nll):
 def test_record_holds_the_evaluation_layout_and_the_provenance():
     record = fake_record("e2e", "hrvae", "inputless", 50.0)
     assert record["name"] == "e2e-hrvae-inputless" and record["device"] == "test device"
+    trained = {k: record[k] for k in ("command", "epochs", "best_epoch", "completed_steps")} | {
+        "wall_time_s": 1.0, "validations": [], "device": "CPU x, 1 threads (torch t)"}
+    evaluated = {"command": "e", "wall_time_s": 1.0, "valid": record["valid"], "paper_protocol": None}
+    assert build_record(RunSpec("e2e", "hrvae", "inputless"), trained, evaluated, [])["device"] == \
+        "CPU x, 1 threads (torch t)"  # where it trained, not where the record was written
     assert record["command"].startswith("python examples/train.py")
     assert record["evaluation_command"].startswith("python examples/evaluate.py")
     assert record["wall_time_s"] == 72.5 and record["epochs"] == 3
