@@ -366,6 +366,7 @@ def plot_figure2(records: list[dict], png_path, dataset="e2e", setting="inputles
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     if names is None:
         rows = [r for r in records if r["dataset"] == dataset and r["setting"] == setting and not r["variant"]]
@@ -382,12 +383,14 @@ def plot_figure2(records: list[dict], png_path, dataset="e2e", setting="inputles
         left.plot(curve["step"], curve["reconstruction"], color=color, label=label, linewidth=1.2)
         right.plot(curve["step"], curve["kl_holistic"], color=color, label=label, linewidth=1.2)
         if r["preset"] == "hrvae":
-            right.plot(curve["step"], curve["kl_last"], color=color, linestyle="--", linewidth=1,
-                       label=f"{label}, KL of the used z")
+            right.plot(curve["step"], curve["kl_last"], color=color, linestyle="--", linewidth=1)
     left.set(xlabel="training step", ylabel="reconstruction loss (nats / sentence)")
     right.set(xlabel="training step", ylabel="KL (nats / sentence, log scale)", yscale="log")
-    left.legend(frameon=False, fontsize=8)
-    right.legend(frameon=False, fontsize=8)
+    left.legend(frameon=False, fontsize=8)  # the systems, by colour; the line styles on the right
+    styles = [Line2D([], [], color="black", linewidth=1.2, label="the KL term trained on")]
+    if any(r["preset"] == "hrvae" for r in rows):
+        styles.append(Line2D([], [], color="black", linestyle="--", linewidth=1, label="HR-VAE: KL of the used z"))
+    right.legend(handles=styles, frameon=False, fontsize=8)
     figure.suptitle(f"{dataset.upper()} {setting}: training curves (training set, means over >= 100 steps)")
     return save_figure(figure, png_path)
 
