@@ -18,24 +18,22 @@ from .plotting import save_figure
 
 DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
 # Extra flags of a named variant of a run (`e2e-hrvae-inputless-word2vec`).
+# the shipped HR-VAE's settings, shared by the equal-budget comparison's runs
+LONG_RUN_FLAGS = ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "paper_nll",
+                  "--eval_iw_samples", "10", "--checkpointing_steps", "epoch")
 VARIANTS = {
     "word2vec": ("--init_embeddings", "word2vec"),
     "lr1e-3": ("--learning_rate", "1e-3"),
     # the longer run that ships as models/hrvae-e2e-inputless (docs/results.md, "A working HR-VAE"), and the
     # baselines of the equal-budget comparison (any preset: e2e-vae-cnn-inputless-long); the epoch is chosen by the
     # paper's criterion, IW-NLL (k = 10) is recorded beside it
-    "long": ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "paper_nll",
-             "--eval_iw_samples", "10", "--checkpointing_steps", "epoch"),
+    "long": LONG_RUN_FLAGS,
     # the shipped run continued to 30 epochs, the equal-budget comparison's HR-VAE (its own choice of epoch)
-    "long30": ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "paper_nll",
-               "--eval_iw_samples", "10", "--checkpointing_steps", "epoch"),
+    "long30": LONG_RUN_FLAGS,
     # the ablation of the equal-budget comparison: the last step's KL at HR-VAE's implicit weight 1 / n
-    "long-last-beta": ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model",
-                       "paper_nll", "--eval_iw_samples", "10", "--checkpointing_steps", "epoch",
-                       "--kl_regularisation", "last_beta"),
+    "long-last-beta": LONG_RUN_FLAGS + ("--kl_regularisation", "last_beta"),
     # the other extreme (issue 16's optional run): every step's KL at weight 1, summed over the steps
-    "long-sum": ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "paper_nll",
-                 "--eval_iw_samples", "10", "--checkpointing_steps", "epoch", "--kl_reduction", "sum"),
+    "long-sum": LONG_RUN_FLAGS + ("--kl_reduction", "sum"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 
@@ -267,7 +265,7 @@ def latent_return_epoch(record: dict, threshold: float = 5.0, min_active_units: 
 
 
 def equal_budget_markdown(records: list[dict]) -> str:
-    """The five runs of the equal-budget comparison side by side (test split); `no record yet` for a missing one."""
+    """The runs of the equal-budget comparison (`EQUAL_BUDGET_RUNS`) side by side (test split); `no record yet` for a missing one."""
     by_name = {r["name"]: r for r in records}
     lines = ["| system | epochs (exported) | latent in use from epoch | paper NLL (KL) | ours, paper protocol: "
              "NLL (KL) | PPL | ELBO-NLL | IW-NLL (k) | KL of used z | MI | AU | BLEU |",

@@ -440,7 +440,7 @@ class Trainer:
             "arguments": asdict(self.args),
             "num_processes": accelerator.num_processes,
             "distributed_type": str(accelerator.distributed_type),
-            "device": device_description(),  # this invocation's; each invocation lists its own
+            "device": self.state["invocations"][-1]["device"],  # this invocation's; each lists its own
             "completed_steps": self.state["completed_steps"],
             "epochs": self.state["epoch"],
             "wall_time_s": wall_time,
