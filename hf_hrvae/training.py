@@ -14,7 +14,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding
+from transformers import AutoTokenizer, DataCollatorWithPadding, SchedulerType, get_scheduler
 
 from .checkpoints import CHECKPOINT_DIR, STATE_FILE, find_checkpoint, list_checkpoints
 from .configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
@@ -52,6 +52,14 @@ class TrainingArguments:
     per_device_train_batch_size: int = field(default=128, metadata={"help": "the paper's maximum: 128"})
     per_device_eval_batch_size: int = 128
     learning_rate: float = field(default=1e-4, metadata={"help": "Adam, as the paper"})
+    lr_scheduler_type: str = field(default="constant", metadata={
+        "choices": [kind.value for kind in SchedulerType],
+        "help": "transformers' get_scheduler: constant (the paper), linear, cosine, ...; over --num_train_epochs "
+                "(or --max_train_steps), after --num_warmup_steps"})
+    num_warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up of the lr scheduler"})
+    model_name_or_path: str | None = field(default=None, metadata={
+        "help": "start from a saved model folder (its weights, config and tokenizer) with a fresh optimizer; the "
+                "model options and --preset then come from the folder"})
     weight_decay: float = field(default=1e-5, metadata={"help": "L2 in Adam, as the authors' code"})
     adam_epsilon: float = field(default=1e-6, metadata={"help": "as the authors' code"})
     max_grad_norm: float = field(default=0.0, metadata={"help": "clip gradients to this norm; 0: no clipping (paper)"})
@@ -145,6 +153,18 @@ class TrainingArguments:
         if self.batch_order == "sorted" and self.group_by_length:
             raise ValueError("--batch_order sorted is the authors' fixed length-sorted order: leave out "
                              "--group_by_length (which shuffles length groups).")
+        if self.num_warmup_steps < 0:
+            raise ValueError(f"--num_warmup_steps must be >= 0, got {self.num_warmup_steps}.")
+        if self.lr_scheduler_type not in {kind.value for kind in SchedulerType}:
+            raise ValueError(f"--lr_scheduler_type must be one of {[kind.value for kind in SchedulerType]}, "
+                             f"got {self.lr_scheduler_type!r}.")
+        if self.model_name_or_path is not None:
+            given = [name for name in MODEL_OPTIONS if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"--model_name_or_path takes the model's options from its folder; leave out "
+                                 f"{', '.join('--' + name for name in given)}.")
+            if self.init_embeddings != "none":
+                raise ValueError("--model_name_or_path starts from trained embeddings: leave out --init_embeddings.")
         if self.metric_for_best_model not in BEST_MODEL_METRICS:
             raise ValueError(f"--metric_for_best_model must be one of {list(BEST_MODEL_METRICS)}, "
                              f"got {self.metric_for_best_model!r}.")
@@ -201,12 +221,19 @@ class Trainer:
         set_seed(args.seed)
         with accelerator.main_process_first():
             splits = load_text_splits(args.dataset_name, args.text_column, args.max_train_samples, args.max_eval_samples)
-            self.tokenizer = tokenizer_for(
-                args.dataset_name, splits["train"]["text"], args.min_frequency, args.max_vocab_size,
-                model_max_length=args.max_decode_length,
-            )
+            if args.model_name_or_path is not None:  # its vocabulary, as it was trained
+                self.tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+            else:
+                self.tokenizer = tokenizer_for(
+                    args.dataset_name, splits["train"]["text"], args.min_frequency, args.max_vocab_size,
+                    model_max_length=args.max_decode_length,
+                )
             self.data = tokenize_splits(splits, self.tokenizer)
-        self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
+        if args.model_name_or_path is not None:
+            self.model = HRVAEModel.from_pretrained(args.model_name_or_path)
+            logger.info(f"Starting from the weights of {args.model_name_or_path} (a fresh optimizer).")
+        else:
+            self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
         if args.init_embeddings == "word2vec":
             with accelerator.main_process_first():  # the main process trains and caches, the others load the cache
                 vectors, found = word2vec_vectors(
@@ -236,6 +263,13 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_loader) / args.gradient_accumulation_steps)
         self.max_train_steps = args.max_train_steps or args.num_train_epochs * self.steps_per_epoch
         self.num_epochs = math.ceil(self.max_train_steps / self.steps_per_epoch)
+        # Stepped once per optimizer step (not prepared: accelerate would step it once per process). Its state is
+        # registered so that `save_state` / `load_state` carry it: a resumed run continues the same curve.
+        self.lr_scheduler = get_scheduler(args.lr_scheduler_type, optimizer=self.optimizer,
+                                          num_warmup_steps=args.num_warmup_steps,
+                                          num_training_steps=self.max_train_steps)
+        accelerator.register_for_checkpointing(self.lr_scheduler)
+        self.state["lr_schedule"] = self.lr_schedule()
         if accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         accelerator.wait_for_everyone()
@@ -245,6 +279,12 @@ class Trainer:
             f"validation {len(self.data['validation'])}; {self.steps_per_epoch} steps/epoch, "
             f"{self.max_train_steps} steps; padding {padding_fraction(lengths, args.per_device_train_batch_size, self.sampler):.1%}"
         )
+
+    def lr_schedule(self) -> dict:
+        """The learning-rate schedule as recorded in checkpoints, `train_results.json`, records and the card."""
+        args = self.args
+        return {"type": args.lr_scheduler_type, "learning_rate": args.learning_rate,
+                "num_warmup_steps": args.num_warmup_steps, "num_training_steps": self.max_train_steps}
 
     # ------------------------------------------------------------------ checkpoints and logs
     def checkpoint(self) -> Path:
@@ -276,7 +316,14 @@ class Trainer:
             shutil.rmtree(folder)
 
     def resume(self, path: Path):
-        self.accelerator.load_state(str(path))
+        if (path / "custom_checkpoint_0.pkl").exists():
+            self.accelerator.load_state(str(path))
+        else:  # written before the lr scheduler was checkpointed (a constant lr): load the rest, then place it
+            self.accelerator._custom_objects.remove(self.lr_scheduler)
+            try:
+                self.accelerator.load_state(str(path))
+            finally:
+                self.accelerator.register_for_checkpointing(self.lr_scheduler)
         state = json.loads((path / STATE_FILE).read_text())
         renumber = "epochs_counted_from" not in state  # a checkpoint of an earlier version: epochs counted from 0
         self.state = upgrade_state(state)
@@ -286,6 +333,17 @@ class Trainer:
         previous = self.state.get("invocations", [])
         if previous and "to_step" not in previous[-1]:  # it ended (or was stopped) after this checkpoint
             previous[-1].update(to_step=self.state["completed_steps"], to_epoch=self.state["epoch"])
+        if not (path / "custom_checkpoint_0.pkl").exists():
+            for _ in range(self.state["completed_steps"]):
+                self.lr_scheduler.step()
+        schedule = self.lr_schedule()
+        before = self.state.get("lr_schedule", {"type": "constant", "learning_rate": None, "num_warmup_steps": 0,
+                                                "num_training_steps": None, "note": "not recorded (constant)"})
+        if any(before.get(key) != schedule[key] for key in ("type", "num_warmup_steps", "num_training_steps")) or (
+                before.get("learning_rate") not in (None, schedule["learning_rate"])):
+            logger.warning(f"The checkpoint's lr schedule was {before}; this run's is {schedule}: the curve continues "
+                           f"at step {self.state['completed_steps']} of the new schedule (recorded in invocations).")
+        self.state["lr_schedule"] = schedule
         metric = self.args.metric_for_best_model
         if self.state["metric_for_best_model"] != metric:
             logger.warning(f"The checkpoint chose its best epoch by {self.state['metric_for_best_model']}; this run "
@@ -321,7 +379,10 @@ class Trainer:
             accelerator.backward(output.loss)
             if accelerator.sync_gradients and args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
+            lr = self.optimizer.param_groups[0]["lr"]  # this step's
             self.optimizer.step()
+            if accelerator.sync_gradients:
+                self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         terms = torch.stack([output.loss, output.reconstruction_loss, output.kl_loss, output.kl_last]).detach()
         loss, reconstruction, kl_holistic, kl_last = accelerator.reduce(terms, reduction="mean").tolist()
@@ -332,7 +393,7 @@ class Trainer:
                 f"last good checkpoint: {last if last else 'none (use --checkpointing_steps)'}."
             )
         return {"loss": loss, "reconstruction": reconstruction, "kl_holistic": kl_holistic, "kl_last": kl_last,
-                "elbo": reconstruction + kl_last}
+                "elbo": reconstruction + kl_last, "lr": lr}
 
     def evaluate(self) -> dict:
         """Every validation metric: the valid ones (ELBO-NLL, reconstruction, KL, MI, AU; IW-NLL with
@@ -379,7 +440,8 @@ class Trainer:
         # every invocation that trained this run (a resumed one continues the list its checkpoint holds)
         self.state.setdefault("invocations", []).append(
             {"command": self.command, "from_step": self.state["completed_steps"], "from_epoch": self.state["epoch"],
-             "device": device_description()})
+             "device": device_description(), "lr_schedule": self.state["lr_schedule"],
+             **({"model_name_or_path": args.model_name_or_path} if args.model_name_or_path else {})})
         progress = tqdm(total=self.max_train_steps, initial=self.state["completed_steps"], desc="train",
                         disable=not accelerator.is_local_main_process)
         stop = self.state["completed_steps"] >= self.max_train_steps
@@ -445,6 +507,8 @@ class Trainer:
             "epochs": self.state["epoch"],
             "wall_time_s": wall_time,
             "epochs_counted_from": 1,
+            "lr_schedule": self.state["lr_schedule"],
+            "initialised_from": self.state["invocations"][0].get("model_name_or_path"),
             "metric_for_best_model": self.state["metric_for_best_model"],
             "best_metric": self.state["best_metric"],
             "best_epoch": self.state["best_epoch"],

@@ -74,8 +74,9 @@ def test_example_script_short_run_exports_a_loadable_model(e2e_folder, tmp_path)
 @pytest.mark.parametrize(
     "options",
     [{}, {"group_by_length": True}, {"batch_order": "sorted"},
-     {"preset": "vae-lstm-base", "kl_annealing": "linear", "kl_anneal_steps": 10}],
-    ids=["shuffled", "grouped", "sorted", "annealed"],
+     {"preset": "vae-lstm-base", "kl_annealing": "linear", "kl_anneal_steps": 10},
+     {"lr_scheduler_type": "cosine", "num_warmup_steps": 3}],
+    ids=["shuffled", "grouped", "sorted", "annealed", "cosine"],
 )
 def test_kill_and_resume_gives_the_same_weights(e2e_folder, tmp_path, options):
     common = dict(max_train_steps=14, **options)  # 6 steps/epoch: the resume crosses an epoch boundary
@@ -104,6 +105,45 @@ def test_kill_and_resume_gives_the_same_weights(e2e_folder, tmp_path, options):
     assert [e["step"] for e in log if e["kind"] == "train_step"] == list(range(1, 15))  # no step logged twice
     reference_log = (tmp_path / "reference" / "train_log.jsonl").read_text().splitlines()
     assert [json.loads(line)["kind"] for line in reference_log] == [e["kind"] for e in log]
+
+
+def test_lr_schedule_follows_get_scheduler_and_is_recorded(e2e_folder, tmp_path):
+    from transformers import get_scheduler
+
+    args = tiny_args(e2e_folder, tmp_path / "run", max_train_steps=10, lr_scheduler_type="linear", num_warmup_steps=2)
+    results = train(args)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    logged = [entry["lr"] for entry in log if entry["kind"] == "train_step"]
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=2, num_training_steps=10)
+    expected = []
+    for _ in range(10):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert logged == pytest.approx(expected) and logged[0] == 0 and logged[2] == pytest.approx(1e-3)
+    schedule = {"type": "linear", "learning_rate": 1e-3, "num_warmup_steps": 2, "num_training_steps": 10}
+    assert results["lr_schedule"] == schedule and results["invocations"][0]["lr_schedule"] == schedule
+    assert results["initialised_from"] is None
+
+
+def test_model_name_or_path_starts_from_the_folders_weights_with_a_fresh_optimizer(e2e_folder, tmp_path):
+    first = tiny_args(e2e_folder, tmp_path / "first", setting="inputless")
+    train(first)
+    saved = AutoModel.from_pretrained(tmp_path / "first")
+    warm = Trainer(tiny_args(e2e_folder, tmp_path / "warm", model_name_or_path=str(tmp_path / "first"),
+                             embedding_size=None, hidden_size=None, max_train_steps=1, learning_rate=0.0))
+    results = warm.run()  # lr 0: the weights stay those of the folder
+    for name, tensor in final_weights(warm).items():
+        torch.testing.assert_close(tensor, saved.state_dict()[name], msg=name)
+    assert warm.model.config.setting == "inputless" and warm.model.config.hidden_size == 16
+    assert warm.optimizer.state_dict()["state"][0]["step"] == 1  # a fresh Adam: one step of its own
+    assert results["initialised_from"] == str(tmp_path / "first")
+    assert results["invocations"][0]["model_name_or_path"] == str(tmp_path / "first")
+    assert AutoTokenizer.from_pretrained(tmp_path / "warm").get_vocab() == \
+        AutoTokenizer.from_pretrained(tmp_path / "first").get_vocab()
+    with pytest.raises(ValueError, match="leave out --embedding_size, --hidden_size"):
+        tiny_args(e2e_folder, tmp_path / "x", model_name_or_path=str(tmp_path / "first"))
 
 
 def test_non_finite_loss_stops_with_step_and_checkpoint(e2e_folder, tmp_path):
