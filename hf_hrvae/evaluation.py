@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .latent_hrvae import gaussian_pairwise_log_density
+from .text_quality import prior_sample_metrics, repeat_rate
 
 # Independent noise streams per sentence.
 RECONSTRUCTION_STREAM, IW_STREAM, MI_STREAM = 0, 1, 2
@@ -208,6 +209,8 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
     if tokenizer is not None:
         valid["bleu"] = corpus_bleu(hypotheses, references)
         valid["bleu_num_beams"] = num_beams
+        valid["reconstruction_repeat_rate"] = repeat_rate(hypotheses)  # "is a a pub": the stutter of Table 3
+        valid["reference_repeat_rate"] = repeat_rate(references)  # the data's own rate, to compare with
     counts = {"num_sentences": valid.pop("num_sentences"), "num_tokens": valid.pop("num_tokens")}
     return {
         **counts,
@@ -233,11 +236,15 @@ class EvaluationArguments:
     seed: int = 0
     no_bleu: bool = field(default=False, metadata={"help": "skip the greedy reconstructions and BLEU"})
     num_beams: int = field(default=1, metadata={"help": "reconstructions for BLEU: 1 greedy, k > 1 beam search"})
+    prior_samples: int = field(default=1000, metadata={
+        "help": "prior samples decoded (greedy and top-p 0.9) for their repeat rate and distinct-1/2; 0: none"})
     output_file: str | None = None
 
     def __post_init__(self):
         if self.iw_samples < 0 or self.batch_size < 1 or self.rows_per_chunk < 1 or self.num_beams < 1:
             raise ValueError("--iw_samples must be >= 0, --batch_size, --rows_per_chunk and --num_beams >= 1.")
+        if self.prior_samples < 0:
+            raise ValueError(f"--prior_samples must be >= 0, got {self.prior_samples}.")
 
 
 def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dict:
@@ -263,6 +270,9 @@ def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dic
     results = evaluate_model(model, loader, accelerator, seed=args.seed, iw_samples=args.iw_samples,
                              tokenizer=None if args.no_bleu else tokenizer, description=f"{args.split}",
                              rows_per_chunk=args.rows_per_chunk, num_beams=args.num_beams)
+    if args.prior_samples:
+        results["valid"].update(prior_sample_metrics(accelerator.unwrap_model(model), tokenizer, args.prior_samples,
+                                                     seed=args.seed))
     results = {"split": args.split, **results, "wall_time_s": round(time.time() - start, 1), "command": command,
                "num_processes": accelerator.num_processes, "arguments": asdict(args)}
     if args.output_file and accelerator.is_main_process:

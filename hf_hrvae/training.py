@@ -23,7 +23,8 @@ from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vector
 from .evaluation import evaluate_model
 from .modeling_hrvae import HRVAEModel
 from .plotting import plot_training_curves
-from .results import device_description
+from .results import device_description, sample_indices
+from .text_quality import prior_sample_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,12 @@ class TrainingArguments:
     eval_iw_samples: int | None = field(default=None, metadata={
         "help": f"importance samples per validation sentence for iw_nll (default {DEFAULT_EVAL_IW_SAMPLES} with "
                 "--metric_for_best_model iw_nll, otherwise 0: not computed)"})
+    eval_iw_every_epochs: int = field(default=1, metadata={
+        "help": "compute the IW-NLL of validation every N epochs (and at the last) instead of every epoch: it is most "
+                "of validation's time; must be 1 with --metric_for_best_model iw_nll"})
+    eval_generation_samples: int = field(default=200, metadata={
+        "help": "every validation: greedy reconstructions of this many fixed validation sentences (BLEU, repeat "
+                "rate) and as many prior samples (repeat rate, distinct-1/2); 0: none"})
     early_stopping_patience: int | None = field(default=None, metadata={
         "help": "stop after this many validations without a better --metric_for_best_model"})
     group_by_length: bool = field(default=False, metadata={
@@ -172,6 +179,11 @@ class TrainingArguments:
             self.eval_iw_samples = DEFAULT_EVAL_IW_SAMPLES if self.metric_for_best_model == "iw_nll" else 0
         if self.eval_iw_samples < 0:
             raise ValueError(f"--eval_iw_samples must be >= 0, got {self.eval_iw_samples}.")
+        if self.eval_iw_every_epochs < 1 or self.eval_generation_samples < 0:
+            raise ValueError("--eval_iw_every_epochs must be >= 1 and --eval_generation_samples >= 0.")
+        if self.metric_for_best_model == "iw_nll" and self.eval_iw_every_epochs != 1:
+            raise ValueError("--metric_for_best_model iw_nll compares every epoch's IW-NLL: leave "
+                             "--eval_iw_every_epochs at 1.")
         if self.metric_for_best_model == "iw_nll" and self.eval_iw_samples == 0:
             raise ValueError("--metric_for_best_model iw_nll needs --eval_iw_samples >= 1.")
 
@@ -257,8 +269,15 @@ class Trainer:
                                   generator=torch.Generator().manual_seed(args.seed))
         eval_loader = DataLoader(self.data["validation"].remove_columns("length"),
                                  batch_size=args.per_device_eval_batch_size, collate_fn=collator)
-        self.model, self.optimizer, self.train_loader, self.eval_loader = accelerator.prepare(
-            self.model, optimizer, train_loader, eval_loader
+        # the fixed validation sentences whose reconstructions are read every epoch (evenly spaced)
+        validation = self.data["validation"]
+        count = min(args.eval_generation_samples, len(validation))
+        subset = validation.select(sample_indices(len(validation), count)).remove_columns("length")
+        # its own generator: iterating it must not draw from the global RNG (training would then depend on it)
+        generation_loader = DataLoader(subset, batch_size=args.per_device_eval_batch_size, collate_fn=collator,
+                                       generator=torch.Generator().manual_seed(args.seed))
+        self.model, self.optimizer, self.train_loader, self.eval_loader, self.generation_loader = accelerator.prepare(
+            self.model, optimizer, train_loader, eval_loader, generation_loader
         )
         self.steps_per_epoch = math.ceil(len(self.train_loader) / args.gradient_accumulation_steps)
         self.max_train_steps = args.max_train_steps or args.num_train_epochs * self.steps_per_epoch
@@ -395,19 +414,36 @@ class Trainer:
         return {"loss": loss, "reconstruction": reconstruction, "kl_holistic": kl_holistic, "kl_last": kl_last,
                 "elbo": reconstruction + kl_last, "lr": lr}
 
-    def evaluate(self) -> dict:
-        """Every validation metric: the valid ones (ELBO-NLL, reconstruction, KL, MI, AU; IW-NLL with
-        `--eval_iw_samples`) and the paper protocol's (`paper_nll`, `paper_kl`, `paper_ppl`), flat."""
-        results = evaluate_model(self.model, self.eval_loader, self.accelerator, seed=self.args.seed,
-                                 iw_samples=self.args.eval_iw_samples, description="validation")
+    def evaluate(self, iw_samples: int | None = None) -> dict:
+        """Every validation metric, flat: the valid ones (ELBO-NLL, reconstruction, KL, MI, AU; IW-NLL with
+        `iw_samples`, default `--eval_iw_samples`), the paper protocol's (`paper_nll`, `paper_kl`, `paper_ppl`), and
+        with `--eval_generation_samples` the generated text's (`generation_bleu`, `generation_repeat_rate`,
+        `generation_reference_repeat_rate` of the fixed validation sentences' greedy reconstructions; `prior_*`)."""
+        args = self.args
+        iw_samples = args.eval_iw_samples if iw_samples is None else iw_samples
+        results = evaluate_model(self.model, self.eval_loader, self.accelerator, seed=args.seed,
+                                 iw_samples=iw_samples, description="validation")
         paper = results["paper_protocol"]
-        return {"num_sentences": results["num_sentences"], "num_tokens": results["num_tokens"], **results["valid"],
-                "paper_nll": paper["nll"], "paper_kl": paper["kl"], "paper_ppl": paper["ppl"]}
+        metrics = {"num_sentences": results["num_sentences"], "num_tokens": results["num_tokens"], **results["valid"],
+                   "paper_nll": paper["nll"], "paper_kl": paper["kl"], "paper_ppl": paper["ppl"]}
+        if args.eval_generation_samples:
+            model = self.accelerator.unwrap_model(self.model)
+            generated = evaluate_model(self.model, self.generation_loader, self.accelerator, seed=args.seed,
+                                       tokenizer=self.tokenizer, description="reconstructions",
+                                       paper_protocol=False)
+            metrics.update(generation_sentences=generated["num_sentences"], generation_bleu=generated["valid"]["bleu"],
+                           generation_repeat_rate=generated["valid"]["reconstruction_repeat_rate"],
+                           generation_reference_repeat_rate=generated["valid"]["reference_repeat_rate"],
+                           **prior_sample_metrics(model, self.tokenizer, args.eval_generation_samples, seed=args.seed))
+        return metrics
 
     def validate(self, **extra) -> dict:
         """Validate after an epoch; export the model if `--metric_for_best_model` is the best so far."""
-        metrics = self.evaluate()
-        metrics.update(epoch=self.state["epoch"] + 1, step=self.state["completed_steps"], **extra)
+        start, epoch = time.time(), self.state["epoch"] + 1
+        with_iw = epoch % self.args.eval_iw_every_epochs == 0 or self.state["completed_steps"] >= self.max_train_steps
+        metrics = self.evaluate(None if with_iw else 0)
+        metrics.update(epoch=epoch, step=self.state["completed_steps"], **extra,
+                       validation_seconds=round(time.time() - start, 3))
         self.state["validations"].append(metrics)
         self.log({"kind": "validation", **metrics})
         value = metrics[self.args.metric_for_best_model]

@@ -138,6 +138,24 @@ def test_batch_size_and_chunking_do_not_change_the_numbers(trained, by_k):
 def test_bleu_of_reconstructions(trained):
     result = evaluate(trained, tokenizer=trained[2])
     assert 0 <= result["valid"]["bleu"] <= 100 and result["valid"]["bleu_num_beams"] == 1
+    assert 0 <= result["valid"]["reconstruction_repeat_rate"] <= 1
+    assert result["valid"]["reference_repeat_rate"] == 0  # no E2E test sentence of the fixture says "a a"
+
+
+def test_repeat_rate_counts_the_reconstructions_that_stutter(trained, monkeypatch):
+    _, model, tokenizer, data = trained
+    stutter = tokenizer(["the the"], return_tensors="pt")["input_ids"][0]
+    fine = tokenizer(["the eagle"], return_tensors="pt")["input_ids"][0]
+    calls = []
+
+    def generate(self, input_ids, **kwargs):  # every other sentence stutters
+        calls.append(1)
+        rows = [stutter if i % 2 == 0 else fine for i in range(input_ids.shape[0])]
+        return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=self.config.pad_token_id)
+
+    monkeypatch.setattr(type(model), "generate", generate)
+    result = evaluate(trained, tokenizer=tokenizer, batch_size=NUM_SENTENCES)["valid"]
+    assert calls and result["reconstruction_repeat_rate"] == pytest.approx(0.5)
 
 
 def test_bleu_of_beam_search_reconstructions(trained, monkeypatch):
