@@ -157,10 +157,12 @@ def evaluate_elbo(model, dataloader, accelerator, seed: int = 0, description: st
 
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokenizer=None, description="eval",
-                   rows_per_chunk=2048, max_new_tokens=None, paper_protocol=True, num_beams=1) -> dict:
+                   rows_per_chunk=2048, max_new_tokens=None, paper_protocol=True, num_beams=1,
+                   mutual_info=True) -> dict:
     """Every metric over a (prepared) dataloader whose batches carry `input_ids`, `attention_mask`, `index`.
 
-    `iw_samples=0` skips the importance-weighted NLL; `tokenizer=None` skips BLEU; `num_beams`: the reconstructions
+    `iw_samples=0` skips the importance-weighted NLL; `mutual_info=False` skips MI (an (N, N) matrix of
+    densities, the other slow metric); `tokenizer=None` skips BLEU; `num_beams`: the reconstructions
     of BLEU (from the posterior mean) by greedy decoding (1) or beam search. Returns
     `{"num_sentences", "num_tokens", "valid": {...}, "paper_protocol": {...}}`.
     """
@@ -203,8 +205,9 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
     terms = {name: torch.cat(values) for name, values in collected.items()}
     valid = summarize(terms, iw_samples or None)
     logvar = terms.get("logvar")
-    valid["mutual_info"] = mutual_information(terms["mu"], logvar, terms["mi_latent"],
-                                              unwrapped.pairwise_posterior_log_density)
+    if mutual_info:
+        valid["mutual_info"] = mutual_information(terms["mu"], logvar, terms["mi_latent"],
+                                                  unwrapped.pairwise_posterior_log_density)
     valid["active_units"] = active_units(unwrapped.posterior_mean(terms["mu"], logvar))
     if tokenizer is not None:
         valid["bleu"] = corpus_bleu(hypotheses, references)

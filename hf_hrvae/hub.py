@@ -25,6 +25,12 @@ VALID_METRICS = [  # (field, metric type, readable name)
     ("mutual_info", "mutual_information", "Mutual information I_q(x; z)"),
     ("active_units", "active_units", "Active units"),
     ("bleu", "bleu", "BLEU of greedy reconstructions"),
+    ("reconstruction_repeat_rate", "repeat_rate", "Greedy reconstructions with a token repeated back-to-back"),
+    ("reference_repeat_rate", "repeat_rate", "References with a token repeated back-to-back"),
+    ("prior_greedy_repeat_rate", "repeat_rate", "Prior samples (greedy) with a token repeated back-to-back"),
+    ("prior_top_p_repeat_rate", "repeat_rate", "Prior samples (top-p 0.9) with a token repeated back-to-back"),
+    ("prior_greedy_distinct_2", "distinct_2", "Distinct-2 of prior samples (greedy)"),
+    ("prior_top_p_distinct_2", "distinct_2", "Distinct-2 of prior samples (top-p 0.9)"),
 ]
 PAPER_METRICS = [
     ("nll", "nll", "NLL, paper protocol (comparison only, not a bound)"),
@@ -92,16 +98,19 @@ def eval_results(evaluations: dict, dataset: str | None) -> list[EvalResult]:
 def metrics_table(evaluations: dict) -> str:
     if not evaluations:
         return "No evaluation was run for this upload (`examples/evaluate.py` writes `eval_<split>.json`)."
-    rows = ["| split | IW-NLL (k) | ELBO-NLL | KL | PPL | MI | AU | BLEU | paper NLL (KL) | paper PPL |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| split | IW-NLL (k) | ELBO-NLL | KL | PPL | MI | AU | BLEU | repeats: reconstructions (references) | "
+            "repeats: prior greedy / top-p | paper NLL (KL) | paper PPL |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for evaluation in evaluations.values():
         v, p = evaluation["valid"], evaluation["paper_protocol"]
         number = lambda value, digits=2: "–" if value is None else f"{value:.{digits}f}"  # noqa: E731
+        share = lambda key: "–" if v.get(key) is None else f"{100 * v[key]:.1f} %"  # noqa: E731
         rows.append(
             f"| {evaluation['split']} | {number(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | "
             f"{number(v['elbo_nll'])} | {number(v['kl'])} | {number(v.get('ppl'))} | {number(v['mutual_info'])} | "
-            f"{v['active_units']} | {number(v.get('bleu'), 1)} | {number(p['nll'])} ({number(p['kl'])}) | "
-            f"{number(p['ppl'])} |"
+            f"{v['active_units']} | {number(v.get('bleu'), 1)} | {share('reconstruction_repeat_rate')} "
+            f"({share('reference_repeat_rate')}) | {share('prior_greedy_repeat_rate')} / "
+            f"{share('prior_top_p_repeat_rate')} | {number(p['nll'])} ({number(p['kl'])}) | {number(p['ppl'])} |"
         )
     return "\n".join(rows)
 
@@ -168,6 +177,19 @@ def command_lines(training: dict, command: str | None) -> str:
         span = f"epoch {end}" if end == invocation["from_epoch"] + 1 else f"epochs {invocation['from_epoch'] + 1}-{end}"
         lines += [f"# {span}", invocation["command"]]
     return "\n".join(lines + ["```"])
+
+
+def schedule_line(training: dict) -> str:
+    """The learning rate of the run, and the model it started from (`--model_name_or_path`)."""
+    schedule = training.get("lr_schedule")
+    lr = (training.get("arguments") or {}).get("learning_rate")
+    if schedule is None:
+        text = f"learning rate {lr} (constant; Adam)" if lr is not None else "learning rate not recorded"
+    else:
+        text = (f"learning rate {schedule['learning_rate']}, `{schedule['type']}` schedule over "
+                f"{schedule['num_training_steps']} steps after {schedule['num_warmup_steps']} warm-up steps (Adam)")
+    start = training.get("initialised_from")
+    return text + (f"; started from the weights of `{Path(start).name}` (a fresh optimizer)" if start else "")
 
 
 def validation_summary(validation: dict) -> str:
@@ -243,7 +265,7 @@ mu, logvar = model.encode(**batch)                                     # the pos
 ## Training
 
 - Data: `{arguments.get('dataset_name', 'unknown')}` (Hub id: {dataset or 'n/a'}), training split; vocabulary
-  built from the training split only; {exported_epoch(training)}.
+  built from the training split only; {exported_epoch(training)}; {schedule_line(training)}.
 {command_lines(training, command)}
 
 Validation of the exported epoch: {validation_summary(best)}.
@@ -258,7 +280,9 @@ How each number was measured (`examples/evaluate.py`, see `docs/evaluation.md` o
 are nats per sentence, summed over the predicted tokens (words and `</s>`). IW-NLL is the importance-weighted bound
 with k samples of the posterior of the used latent; ELBO-NLL = reconstruction (one posterior sample) + KL of the used
 latent; PPL = exp(total IW-NLL / predicted tokens); MI is I_q(x; z) over the whole split; AU counts latent
-dimensions with Cov_x E_q[z_d] > 0.01; BLEU compares greedy reconstructions from the posterior mean with the inputs.
+dimensions with Cov_x E_q[z_d] > 0.01; BLEU compares greedy reconstructions from the posterior mean with the inputs;
+*repeats* is the share of texts with a token repeated back-to-back ("a a pub"), of the reconstructions, of the
+references themselves and of prior samples decoded greedily and with top-p 0.9.
 The *paper protocol* columns reproduce what the authors' code computes (posterior mean, time-averaged KL, n + 2
 tokens per sentence) for comparison with Table 2 of the paper: **they are not bounds** and come out lower.
 

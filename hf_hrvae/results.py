@@ -34,6 +34,18 @@ VARIANTS = {
     "long-last-beta": LONG_RUN_FLAGS + ("--kl_regularisation", "last_beta"),
     # the other extreme (issue 16's optional run): every step's KL at weight 1, summed over the steps
     "long-sum": LONG_RUN_FLAGS + ("--kl_reduction", "sum"),
+    # issue 22: the shipped inputless model continued with a cosine-decaying lr until validation paper-NLL stops
+    # improving for 10 epochs (IW-NLL every 5 epochs: validation's cost)
+    "decay": LONG_RUN_FLAGS[2:] + ("--model_name_or_path", "models/hrvae-e2e-inputless", "--learning_rate", "5e-4",
+                                   "--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
+                                   "--num_train_epochs", "70", "--early_stopping_patience", "10",
+                                   "--eval_full_every_epochs", "5"),
+}
+# Runs whose variant means other flags than VARIANTS says for the others: issue 23's standard-setting runs, trained
+# from scratch with the decaying lr of the Table 3 run (a `long` run of the equal-budget comparison has a constant lr).
+RUN_FLAGS = {
+    "e2e-hrvae-standard-long": LONG_RUN_FLAGS + ("--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
+                                                 "--num_train_epochs", "50", "--eval_full_every_epochs", "5"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 
@@ -97,7 +109,7 @@ class RunSpec:
     def training_args(self, data_root, output_dir, extra=()) -> list[str]:
         args = ["--dataset_name", str(Path(data_root) / DATASETS[self.dataset]), "--output_dir", str(output_dir),
                 "--preset", self.preset, "--setting", self.setting, "--group_by_length"]
-        return args + list(VARIANTS.get(self.variant, ())) + list(extra)
+        return args + list(RUN_FLAGS.get(self.name, VARIANTS.get(self.variant, ()))) + list(extra)
 
     def evaluation_args(self, data_root, model_dir, output_file, iw_samples: int, extra=()) -> list[str]:
         return ["--model_name_or_path", str(model_dir), "--dataset_name", str(Path(data_root) / DATASETS[self.dataset]),
@@ -161,7 +173,11 @@ def qualitative_samples(model, tokenizer, texts: list[str], seed: int = 0, how_m
 # What a record keeps of each validation (the keys a validation computed; IW-NLL and the paper protocol only in
 # runs that computed them).
 VALIDATION_CURVE_KEYS = ("epoch", "step", "elbo_nll", "reconstruction", "kl", "kl_holistic", "iw_nll", "iw_samples",
-                         "paper_nll", "paper_kl", "mutual_info", "active_units", "train_seconds")
+                         "paper_nll", "paper_kl", "mutual_info", "active_units", "train_seconds", "validation_seconds",
+                         "generation_sentences", "generation_bleu", "generation_repeat_rate",
+                         "generation_reference_repeat_rate", "prior_samples", "prior_greedy_repeat_rate",
+                         "prior_top_p_repeat_rate", "prior_greedy_distinct_1", "prior_greedy_distinct_2",
+                         "prior_top_p_distinct_1", "prior_top_p_distinct_2")
 
 
 def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_log_entries: list[dict],
@@ -179,6 +195,8 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         "reproduce_command": reproduce_command,
         "device": device or train_results.get("device") or device_description(),  # where it trained, if said
         "epochs": train_results["epochs"],
+        "lr_schedule": train_results.get("lr_schedule"),  # absent: a constant lr (arguments.learning_rate)
+        "initialised_from": train_results.get("initialised_from"),
         "best_epoch": train_results["best_epoch"],
         "metric_for_best_model": train_results.get("metric_for_best_model", "elbo_nll"),
         "epochs_counted_from": 1,

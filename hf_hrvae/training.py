@@ -88,10 +88,10 @@ class TrainingArguments:
     eval_iw_samples: int | None = field(default=None, metadata={
         "help": f"importance samples per validation sentence for iw_nll (default {DEFAULT_EVAL_IW_SAMPLES} with "
                 "--metric_for_best_model iw_nll, otherwise 0: not computed)"})
-    eval_iw_every_epochs: int = field(default=1, metadata={
-        "help": "compute the IW-NLL of validation every N epochs (and at the last) instead of every epoch: it is most "
-                "of validation's time; must be 1 with --metric_for_best_model iw_nll"})
-    eval_generation_samples: int = field(default=200, metadata={
+    eval_full_every_epochs: int = field(default=1, metadata={
+        "help": "compute validation's two slow metrics, IW-NLL (with --eval_iw_samples) and MI, every N epochs (and "
+                "at the last) instead of every epoch; must be 1 with --metric_for_best_model iw_nll"})
+    eval_generation_samples: int = field(default=100, metadata={
         "help": "every validation: greedy reconstructions of this many fixed validation sentences (BLEU, repeat "
                 "rate) and as many prior samples (repeat rate, distinct-1/2); 0: none"})
     early_stopping_patience: int | None = field(default=None, metadata={
@@ -179,11 +179,11 @@ class TrainingArguments:
             self.eval_iw_samples = DEFAULT_EVAL_IW_SAMPLES if self.metric_for_best_model == "iw_nll" else 0
         if self.eval_iw_samples < 0:
             raise ValueError(f"--eval_iw_samples must be >= 0, got {self.eval_iw_samples}.")
-        if self.eval_iw_every_epochs < 1 or self.eval_generation_samples < 0:
-            raise ValueError("--eval_iw_every_epochs must be >= 1 and --eval_generation_samples >= 0.")
-        if self.metric_for_best_model == "iw_nll" and self.eval_iw_every_epochs != 1:
+        if self.eval_full_every_epochs < 1 or self.eval_generation_samples < 0:
+            raise ValueError("--eval_full_every_epochs must be >= 1 and --eval_generation_samples >= 0.")
+        if self.metric_for_best_model == "iw_nll" and self.eval_full_every_epochs != 1:
             raise ValueError("--metric_for_best_model iw_nll compares every epoch's IW-NLL: leave "
-                             "--eval_iw_every_epochs at 1.")
+                             "--eval_full_every_epochs at 1.")
         if self.metric_for_best_model == "iw_nll" and self.eval_iw_samples == 0:
             raise ValueError("--metric_for_best_model iw_nll needs --eval_iw_samples >= 1.")
 
@@ -414,15 +414,15 @@ class Trainer:
         return {"loss": loss, "reconstruction": reconstruction, "kl_holistic": kl_holistic, "kl_last": kl_last,
                 "elbo": reconstruction + kl_last, "lr": lr}
 
-    def evaluate(self, iw_samples: int | None = None) -> dict:
-        """Every validation metric, flat: the valid ones (ELBO-NLL, reconstruction, KL, MI, AU; IW-NLL with
-        `iw_samples`, default `--eval_iw_samples`), the paper protocol's (`paper_nll`, `paper_kl`, `paper_ppl`), and
+    def evaluate(self, full: bool = True) -> dict:
+        """Every validation metric, flat: the valid ones (ELBO-NLL, reconstruction, KL, AU; with `full`, MI and
+        IW-NLL with `--eval_iw_samples`), the paper protocol's (`paper_nll`, `paper_kl`, `paper_ppl`), and
         with `--eval_generation_samples` the generated text's (`generation_bleu`, `generation_repeat_rate`,
         `generation_reference_repeat_rate` of the fixed validation sentences' greedy reconstructions; `prior_*`)."""
         args = self.args
-        iw_samples = args.eval_iw_samples if iw_samples is None else iw_samples
         results = evaluate_model(self.model, self.eval_loader, self.accelerator, seed=args.seed,
-                                 iw_samples=iw_samples, description="validation")
+                                 iw_samples=args.eval_iw_samples if full else 0, mutual_info=full,
+                                 description="validation")
         paper = results["paper_protocol"]
         metrics = {"num_sentences": results["num_sentences"], "num_tokens": results["num_tokens"], **results["valid"],
                    "paper_nll": paper["nll"], "paper_kl": paper["kl"], "paper_ppl": paper["ppl"]}
@@ -430,7 +430,7 @@ class Trainer:
             model = self.accelerator.unwrap_model(self.model)
             generated = evaluate_model(self.model, self.generation_loader, self.accelerator, seed=args.seed,
                                        tokenizer=self.tokenizer, description="reconstructions",
-                                       paper_protocol=False)
+                                       paper_protocol=False, mutual_info=False)
             metrics.update(generation_sentences=generated["num_sentences"], generation_bleu=generated["valid"]["bleu"],
                            generation_repeat_rate=generated["valid"]["reconstruction_repeat_rate"],
                            generation_reference_repeat_rate=generated["valid"]["reference_repeat_rate"],
@@ -440,8 +440,8 @@ class Trainer:
     def validate(self, **extra) -> dict:
         """Validate after an epoch; export the model if `--metric_for_best_model` is the best so far."""
         start, epoch = time.time(), self.state["epoch"] + 1
-        with_iw = epoch % self.args.eval_iw_every_epochs == 0 or self.state["completed_steps"] >= self.max_train_steps
-        metrics = self.evaluate(None if with_iw else 0)
+        full = epoch % self.args.eval_full_every_epochs == 0 or self.state["completed_steps"] >= self.max_train_steps
+        metrics = self.evaluate(full)
         metrics.update(epoch=epoch, step=self.state["completed_steps"], **extra,
                        validation_seconds=round(time.time() - start, 3))
         self.state["validations"].append(metrics)

@@ -51,6 +51,28 @@ def test_card_metadata_comes_from_the_run(run_folder):
     assert "model.interpolate(" in card and "@inproceedings{li2019stable" in card
     assert "training_curves.png" in card and "not bounds" in card
     assert "the exported model is epoch 1 of 1, the best by validation ELBO-NLL (`--metric_for_best_model elbo_nll`)" in card
+    valid = evaluation["valid"]
+    assert recorded["Greedy reconstructions with a token repeated back-to-back"] == \
+        round(valid["reconstruction_repeat_rate"], 4)
+    assert recorded["Prior samples (top-p 0.9) with a token repeated back-to-back"] == \
+        round(valid["prior_top_p_repeat_rate"], 4)
+    assert f"| {100 * valid['reconstruction_repeat_rate']:.1f} % ({100 * valid['reference_repeat_rate']:.1f} %) |" in card
+    assert "learning rate 0.0001, `constant` schedule over 4 steps after 0 warm-up steps (Adam)" in card
+
+
+def test_card_says_the_schedule_and_the_model_a_run_started_from(run_folder, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("config.json", "train_results.json"):
+        (folder / name).write_text((run_folder / name).read_text())
+    training = json.loads((folder / "train_results.json").read_text())
+    training.update(lr_schedule={"type": "cosine", "learning_rate": 5e-4, "num_warmup_steps": 300,
+                                 "num_training_steps": 23030}, initialised_from="/home/me/models/hrvae-e2e-inputless")
+    (folder / "train_results.json").write_text(json.dumps(training))
+    card = str(build_model_card(folder, "someone/hrvae-e2e"))
+    assert ("learning rate 0.0005, `cosine` schedule over 23030 steps after 300 warm-up steps (Adam); started from "
+            "the weights of `hrvae-e2e-inputless` (a fresh optimizer)") in card
+    assert "/home/me" not in card
 
 
 def test_card_says_which_metric_chose_the_epoch(run_folder, tmp_path):

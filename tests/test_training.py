@@ -171,7 +171,7 @@ PICKED = {"elbo_nll": 1, "iw_nll": 2, "paper_nll": 3, "reconstruction": 4}
 
 
 def scripted_evaluate(weights_by_epoch):
-    def evaluate(trainer, iw_samples=None):
+    def evaluate(trainer, full=True):
         epoch = trainer.state["epoch"] + 1
         weights_by_epoch[epoch] = final_weights(trainer)
         return dict(SCRIPTED[epoch])
@@ -217,7 +217,7 @@ def test_validation_records_every_metric_it_computes(e2e_folder, tmp_path):
     assert results["best_metric"] == validation["iw_nll"]
     plain = train(tiny_args(e2e_folder, tmp_path / "plain", max_eval_samples=8))["validations"][0]
     assert "iw_nll" not in plain and "paper_nll" in plain  # IW-NLL only when asked for (it costs k decodes)
-    assert plain["generation_sentences"] == 8 and plain["prior_samples"] == 200 and plain["validation_seconds"] > 0
+    assert plain["generation_sentences"] == 8 and plain["prior_samples"] == 100 and plain["validation_seconds"] > 0
     for key in ("generation_bleu", "generation_repeat_rate", "generation_reference_repeat_rate",
                 "prior_greedy_repeat_rate", "prior_top_p_repeat_rate", "prior_greedy_distinct_2"):
         assert key in plain
@@ -236,11 +236,13 @@ def test_validations_generated_text_does_not_change_training(e2e_folder, tmp_pat
 
 def test_iw_nll_every_n_epochs_and_at_the_last(e2e_folder, tmp_path):
     results = train(tiny_args(e2e_folder, tmp_path / "run", num_train_epochs=5, eval_iw_samples=2,
-                              eval_iw_every_epochs=2, max_eval_samples=8, eval_generation_samples=0))
+                              eval_full_every_epochs=2, max_eval_samples=8, eval_generation_samples=0))
     assert ["iw_nll" in v for v in results["validations"]] == [False, True, False, True, True]
+    assert ["mutual_info" in v for v in results["validations"]] == [False, True, False, True, True]
+    assert all("active_units" in v and "paper_nll" in v for v in results["validations"])
     assert "generation_bleu" not in results["validations"][0]
-    with pytest.raises(ValueError, match="leave --eval_iw_every_epochs at 1"):
-        TrainingArguments(dataset_name="e2e", output_dir="x", metric_for_best_model="iw_nll", eval_iw_every_epochs=3)
+    with pytest.raises(ValueError, match="leave --eval_full_every_epochs at 1"):
+        TrainingArguments(dataset_name="e2e", output_dir="x", metric_for_best_model="iw_nll", eval_full_every_epochs=3)
 
 
 def test_sorted_batch_order_trains_on_consecutive_slices_of_the_sorted_corpus(e2e_folder, tmp_path):
