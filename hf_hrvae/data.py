@@ -41,6 +41,15 @@ class DatasetUnavailableError(RuntimeError):
     """The dataset could not be loaded (typically: the Hub is unreachable and no local copy was given)."""
 
 
+class DataError(ValueError):
+    """The data given cannot be used as it is (a missing split or file, no text, an ambiguous column); the message
+    says what to change."""
+
+
+# `datasets`' builder for each kind of file `--train_file` and the others accept
+FILE_BUILDERS = {".txt": "text", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+
+
 def find_corpus(dataset_name: str) -> Corpus | None:
     """The known corpus a `--dataset_name` refers to (short name, Hub id or local folder name), if any."""
     if dataset_name in KNOWN_CORPORA:
@@ -52,10 +61,40 @@ def find_corpus(dataset_name: str) -> Corpus | None:
     return None
 
 
+def load_data_files(data_files: dict) -> DatasetDict:
+    """`{split: path}` of .txt (one sentence a line), .csv or .json/.jsonl files as a `DatasetDict`."""
+    kinds = set()
+    for split, path in data_files.items():
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"--{split}_file {path}: no such file.")
+        if path.suffix.lower() not in FILE_BUILDERS:
+            raise DataError(f"--{split}_file {path}: unknown kind of file {path.suffix!r}; give .txt (one sentence a "
+                            "line), .csv or .json/.jsonl (with --text_column naming the text's column).")
+        if path.stat().st_size == 0:
+            raise DataError(f"--{split}_file {path} is empty.")
+        kinds.add(FILE_BUILDERS[path.suffix.lower()])
+    if len(kinds) > 1:
+        raise DataError(f"The data files are of different kinds ({sorted(kinds)}): give them all as .txt, .csv or "
+                        ".json/.jsonl.")
+    return load_dataset(kinds.pop(), data_files={split: str(path) for split, path in data_files.items()})
+
+
 def load_raw_dataset(dataset_name: str) -> DatasetDict:
-    """`load_dataset` for a local folder (train/validation/test files) or a Hub id; a clear error when unreachable."""
+    """`load_dataset` for a local folder (train/validation/test files), a local file (its train split) or a Hub id;
+    a clear error when unreachable."""
     if Path(dataset_name).is_dir():
-        return load_dataset(str(dataset_name))
+        if not any(Path(dataset_name).iterdir()):
+            raise DataError(f"--dataset_name {dataset_name}: the folder is empty.")
+        try:
+            return load_dataset(str(dataset_name))
+        except Exception as error:  # no data file datasets recognises, unreadable files ...
+            raise DataError(f"--dataset_name {dataset_name}: `datasets` cannot load this folder "
+                            f"({type(error).__name__}: {error}). It loads files named train/validation/test "
+                            f"(.txt, .csv, .json, .jsonl, .parquet); or give --train_file.") from error
+    if Path(dataset_name).is_file():  # `--dataset_name sentences.txt`: what --train_file means
+        logger.info(f"--dataset_name {dataset_name} is a file: it is used as --train_file.")
+        return load_data_files({"train": dataset_name})
     corpus = KNOWN_CORPORA.get(dataset_name)
     hub_id, revision = (corpus.hub_id, corpus.revision) if corpus else (dataset_name, None)
     try:
@@ -72,7 +111,7 @@ def load_raw_dataset(dataset_name: str) -> DatasetDict:
 def choose_text_column(dataset_name: str, columns: list[str], text_column: str | None) -> str:
     if text_column is not None:
         if text_column not in columns:
-            raise ValueError(f"--text_column {text_column!r} is not a column of {dataset_name!r}; columns: {columns}.")
+            raise DataError(f"--text_column {text_column!r} is not a column of {dataset_name!r}; columns: {columns}.")
         return text_column
     corpus = find_corpus(dataset_name)
     for candidate in ([corpus.text_column] if corpus else []) + ["text", "sentence"]:
@@ -80,44 +119,76 @@ def choose_text_column(dataset_name: str, columns: list[str], text_column: str |
             return candidate
     if len(columns) == 1:
         return columns[0]
-    raise ValueError(f"Cannot tell which column of {dataset_name!r} holds the text; pass --text_column (one of {columns}).")
+    raise DataError(f"Cannot tell which column of {dataset_name!r} holds the text; pass --text_column (one of "
+                    f"{columns}).")
 
 
 def load_text_splits(
-    dataset_name: str,
+    dataset_name: str | None,
     text_column: str | None = None,
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
+    data_files: dict | None = None,
+    validation_split_percentage: float | None = None,
+    required: tuple[str, ...] = SPLITS,
+    seed: int = 42,
 ) -> DatasetDict:
-    """The train/validation/test splits with one column, `text`: stripped, blank lines dropped (and counted)."""
-    raw = load_raw_dataset(dataset_name)
-    missing = [split for split in SPLITS if split not in raw]
+    """The splits with one column, `text`: stripped, blank lines dropped (and counted).
+
+    The data: `dataset_name` (a known corpus, a Hub id, a local folder or file) or `data_files` (`{split: path}`).
+    `required`: the splits the caller needs; with `validation_split_percentage`, a missing validation split is
+    that share of the training split (seeded by `seed`). A split that is not required and absent is left out.
+    """
+    if data_files:
+        raw = load_data_files(data_files)
+        dataset_name = str(data_files.get("train") or next(iter(data_files.values())))
+    else:
+        raw = load_raw_dataset(dataset_name)
+    hold_out = "validation" not in raw and "train" in raw and "validation" in required and validation_split_percentage
+    missing = [split for split in required if split not in raw and not (split == "validation" and hold_out)]
     if missing:
-        raise ValueError(f"{dataset_name!r} has splits {list(raw)}; missing {missing} (need {list(SPLITS)}).")
-    column = choose_text_column(dataset_name, raw["train"].column_names, text_column)
+        flags = " ".join(f"--{split}_file" for split in missing)
+        raise DataError(f"{dataset_name!r} has splits {list(raw)}; missing {missing}: put {' and '.join(missing)}"
+                        f" files (.txt, .csv, .jsonl) in the folder, or give {flags} (train.py) or the file itself "
+                        "as --dataset_name (evaluate.py).")
+    present = [split for split in SPLITS if split in raw]
+    column = choose_text_column(dataset_name, raw[present[0]].column_names, text_column)
     splits = DatasetDict()
-    for split in SPLITS:
-        data = raw[split]
-        limit = max_train_samples if split == "train" else max_eval_samples
-        if limit is not None:
-            data = data.select(range(min(limit, len(data))))
-        data = data.map(
+    for split in present:
+        data = raw[split].map(
             lambda batch: {"text": [(text or "").strip() for text in batch[column]]},
             batched=True,
-            remove_columns=data.column_names,
+            remove_columns=raw[split].column_names,
         )
         kept = data.filter(lambda batch: [bool(text) for text in batch["text"]], batched=True)
         if len(kept) < len(data):
             logger.warning(f"{split}: dropped {len(data) - len(kept)} blank lines of {len(data)} in column {column!r}.")
         if len(kept) == 0:
-            raise ValueError(f"Column {column!r} of the {split} split of {dataset_name!r} holds no text.")
+            raise DataError(f"Column {column!r} of the {split} split of {dataset_name!r} holds no text (empty or "
+                            "blank lines only).")
         splits[split] = kept
-    return splits
+    if hold_out:
+        if not 0 < validation_split_percentage < 100:
+            raise DataError(f"--validation_split_percentage must be in (0, 100), got {validation_split_percentage}.")
+        count = len(splits["train"])
+        held = round(count * validation_split_percentage / 100)
+        if held < 1 or held >= count:
+            raise DataError(f"The training data has {count} sentence(s): too few to hold out "
+                            f"{validation_split_percentage:g} % as validation; give --validation_file or more text.")
+        parts = splits["train"].train_test_split(test_size=held, seed=seed)
+        splits["train"], splits["validation"] = parts["train"], parts["test"]
+        logger.info(f"No validation split: {held} of the {count} training sentences ({validation_split_percentage:g} "
+                    f"%) are held out as validation (seed {seed}).")
+    for split in list(splits):
+        limit = max_train_samples if split == "train" else max_eval_samples
+        if limit is not None:
+            splits[split] = splits[split].select(range(min(limit, len(splits[split]))))
+    return DatasetDict({split: splits[split] for split in SPLITS if split in splits})
 
 
-def tokenizer_for(dataset_name: str, train_texts, min_frequency: int | None = None, max_vocab_size=None, **kwargs):
+def tokenizer_for(dataset_name: str | None, train_texts, min_frequency: int | None = None, max_vocab_size=None, **kwargs):
     """The vocabulary from the training split only, with the corpus's own conventions (see `KNOWN_CORPORA`)."""
-    corpus = find_corpus(dataset_name)
+    corpus = find_corpus(dataset_name) if dataset_name else None
     options = dict(lowercase=True, split_punctuation=True, min_frequency=1)
     if corpus:
         options = dict(
@@ -194,6 +265,8 @@ def padding_fraction(lengths, batch_size: int, order) -> float:
 __all__ = [
     "KNOWN_CORPORA",
     "DatasetUnavailableError",
+    "DataError",
+    "load_data_files",
     "find_corpus",
     "load_raw_dataset",
     "load_text_splits",

@@ -255,15 +255,19 @@ def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dic
     command line to record."""
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
-    from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding
+    from transformers import DataCollatorWithPadding
 
     from .data import load_text_splits, tokenize_splits
+    from .scripts import load_pretrained
 
     accelerator = Accelerator()
-    model = AutoModel.from_pretrained(args.model_name_or_path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    model, tokenizer = load_pretrained(args.model_name_or_path)
+    model.eval()
     with accelerator.main_process_first():
-        splits = load_text_splits(args.dataset_name, args.text_column, args.max_samples, args.max_samples)
+        # a single file is the split to evaluate; a folder or a corpus needs only that split
+        files = {args.split: args.dataset_name} if Path(args.dataset_name).is_file() else None
+        splits = load_text_splits(args.dataset_name, args.text_column, args.max_samples, args.max_samples,
+                                  data_files=files, required=(args.split,))
         data = tokenize_splits(splits, tokenizer)[args.split]
     # Sorted by length to cut padding; the per-sentence seeds make the order irrelevant to the numbers.
     data = data.sort("length").remove_columns("length")

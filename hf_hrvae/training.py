@@ -14,7 +14,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, DataCollatorWithPadding, SchedulerType, get_scheduler
+from transformers import DataCollatorWithPadding, SchedulerType, get_scheduler
 
 from .checkpoints import CHECKPOINT_DIR, STATE_FILE, find_checkpoint, list_checkpoints
 from .configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
@@ -24,6 +24,7 @@ from .evaluation import evaluate_model
 from .modeling_hrvae import HRVAEModel
 from .plotting import plot_training_curves
 from .results import device_description, sample_indices
+from .scripts import load_pretrained
 from .text_quality import prior_sample_metrics
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,16 @@ DEFAULT_EVAL_IW_SAMPLES = 10
 class TrainingArguments:
     """Flags of `examples/train.py` (HF `run_*_no_trainer` style)."""
 
-    dataset_name: str = field(metadata={"help": "ptb, e2e, a Hub id, or a local folder such as ../shared/data/e2e_nlg"})
     output_dir: str = field(metadata={"help": "where the best model, logs, curves and checkpoints go"})
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "ptb, e2e, a Hub id, a local folder such as ../shared/data/e2e_nlg (train/validation[/test] files) "
+                "or a single file (its training split); or give --train_file"})
+    train_file: str | None = field(default=None, metadata={
+        "help": "your own training text: .txt (one sentence a line), .csv or .json/.jsonl (--text_column)"})
+    validation_file: str | None = field(default=None, metadata={"help": "like --train_file"})
+    test_file: str | None = field(default=None, metadata={"help": "like --train_file (optional for training)"})
+    validation_split_percentage: float = field(default=5, metadata={
+        "help": "without validation data, this share of the training sentences is held out as validation"})
     text_column: str | None = field(default=None, metadata={"help": "column holding the text (known for ptb/e2e)"})
     setting: str = field(default="standard", metadata={"choices": list(SETTINGS)})
     num_train_epochs: int = 10
@@ -142,6 +151,14 @@ class TrainingArguments:
     hub_private: bool = False
 
     def __post_init__(self):
+        if (self.dataset_name is None) == (self.train_file is None):
+            raise ValueError("Give the data as --dataset_name (a corpus, a Hub id, a folder or a file) or as "
+                             "--train_file [--validation_file] [--test_file], not both and not neither.")
+        if self.dataset_name is not None and (self.validation_file or self.test_file):
+            raise ValueError("--validation_file and --test_file go with --train_file, not with --dataset_name.")
+        if not 0 < self.validation_split_percentage < 100:
+            raise ValueError(f"--validation_split_percentage must be in (0, 100), got "
+                             f"{self.validation_split_percentage}.")
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
@@ -232,9 +249,14 @@ class Trainer:
         args, accelerator = self.args, self.accelerator
         set_seed(args.seed)
         with accelerator.main_process_first():
-            splits = load_text_splits(args.dataset_name, args.text_column, args.max_train_samples, args.max_eval_samples)
+            files = {split: path for split, path in (("train", args.train_file), ("validation", args.validation_file),
+                                                     ("test", args.test_file)) if path}
+            splits = load_text_splits(args.dataset_name, args.text_column, args.max_train_samples,
+                                      args.max_eval_samples, data_files=files or None,
+                                      validation_split_percentage=args.validation_split_percentage,
+                                      required=("train", "validation"), seed=args.seed)
             if args.model_name_or_path is not None:  # its vocabulary, as it was trained
-                self.tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+                pretrained, self.tokenizer = load_pretrained(args.model_name_or_path)
             else:
                 self.tokenizer = tokenizer_for(
                     args.dataset_name, splits["train"]["text"], args.min_frequency, args.max_vocab_size,
@@ -242,7 +264,7 @@ class Trainer:
                 )
             self.data = tokenize_splits(splits, self.tokenizer)
         if args.model_name_or_path is not None:
-            self.model = HRVAEModel.from_pretrained(args.model_name_or_path)
+            self.model = pretrained
             logger.info(f"Starting from the weights of {args.model_name_or_path} (a fresh optimizer).")
         else:
             self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
@@ -557,7 +579,7 @@ class Trainer:
         if accelerator.is_main_process:
             (self.output_dir / "train_results.json").write_text(json.dumps(results, indent=1))
             plot_training_curves(self.output_dir / LOG_FILE, self.output_dir / "training_curves.png",
-                                 title=f"{self.args.dataset_name} — {self.args.setting}")
+                                 title=f"{Path(self.args.dataset_name or self.args.train_file).name} — {self.args.setting}")
             if self.args.push_to_hub:
                 from .hub import push_folder
 

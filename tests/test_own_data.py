@@ -1,0 +1,114 @@
+"""A user's own text: plain files, a folder with only a training split, and one clear line for each mistake."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+from hf_hrvae.data import DataError, load_text_splits
+from hf_hrvae.scripts import ModelNotFoundError, load_pretrained
+from hf_hrvae.training import TrainingArguments, train
+
+SENTENCES = [f"the {colour} cafe near the {place} serves {food} food ." for colour in ("red", "blue", "green", "gold")
+             for place in ("river", "park", "station", "bridge", "market") for food in ("thai", "cheap", "fine")]
+
+
+def write_lines(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny(output_dir, **data):
+    return TrainingArguments(output_dir=str(output_dir), per_device_train_batch_size=8, embedding_size=16,
+                             hidden_size=16, num_train_epochs=1, eval_generation_samples=4, **data)
+
+
+def test_a_plain_text_file_trains_with_a_held_out_validation_share(tmp_path):
+    results = train(tiny(tmp_path / "run", train_file=str(write_lines(tmp_path / "mine.txt", SENTENCES)),
+                         validation_split_percentage=10))
+    validation = results["validations"][0]
+    assert validation["num_sentences"] == 6  # 10 % of 60 sentences held out
+    assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "json"])
+def test_csv_and_json_files_with_a_text_column(tmp_path, kind):
+    path = tmp_path / f"mine.{kind}"
+    if kind == "csv":
+        path.write_text("id,sentence\n" + "".join(f"{i},{s}\n" for i, s in enumerate(SENTENCES)), encoding="utf-8")
+    elif kind == "jsonl":
+        path.write_text("".join(json.dumps({"id": i, "sentence": s}) + "\n" for i, s in enumerate(SENTENCES)))
+    else:
+        path.write_text(json.dumps([{"id": i, "sentence": s} for i, s in enumerate(SENTENCES)]))
+    splits = load_text_splits(None, "sentence", data_files={"train": str(path)}, validation_split_percentage=5,
+                              required=("train", "validation"))
+    assert len(splits["train"]) + len(splits["validation"]) == len(SENTENCES) and len(splits["validation"]) == 3
+    assert set(splits["train"]["text"]) | set(splits["validation"]["text"]) == set(SENTENCES)
+
+
+def test_a_folder_with_only_a_training_file_and_a_file_as_dataset_name(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_lines(folder / "train.txt", SENTENCES)
+    assert set(load_text_splits(str(folder), required=("train", "validation"), validation_split_percentage=5)) == \
+        {"train", "validation"}
+    file_splits = load_text_splits(str(folder / "train.txt"), required=("train", "validation"),
+                                   validation_split_percentage=5)
+    assert len(file_splits["validation"]) == 3 and "test" not in file_splits
+
+
+def test_mistakes_with_the_data_raise_one_typed_error(tmp_path):
+    blank = write_lines(tmp_path / "blank.txt", ["", "   ", ""])
+    (tmp_path / "empty.txt").write_text("")
+    two = tmp_path / "two.csv"
+    two.write_text("a,b\nx,y\n")
+    cases = [
+        (dict(data_files={"train": str(tmp_path / "missing.txt")}), "no such file"),
+        (dict(data_files={"train": str(tmp_path / "empty.txt")}), "is empty"),
+        (dict(data_files={"train": str(blank)}, validation_split_percentage=5), "holds no text"),
+        (dict(data_files={"train": str(two)}, validation_split_percentage=5), "pass --text_column"),
+        (dict(data_files={"train": str(write_lines(tmp_path / "x.docx", SENTENCES))}), "unknown kind of file"),
+        (dict(data_files={"train": str(write_lines(tmp_path / "only.txt", SENTENCES))}), "missing \\['validation'\\]"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(DataError, match=message):
+            load_text_splits(None, required=("train", "validation"), **kwargs)
+    with pytest.raises(ValueError, match="not both and not neither"):
+        TrainingArguments(output_dir="x")
+
+
+def test_a_model_path_that_is_no_model_says_so(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no such model folder"):
+        load_pretrained(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFoundError, match="holds no config.json"):
+        load_pretrained(str(tmp_path / "empty"))
+
+
+def run_script(name, *flags):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, str(REPO_ROOT / "examples" / name), *map(str, flags)],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_scripts_answer_each_mistake_with_one_line(tmp_path):
+    only_train = write_lines(tmp_path / "only.txt", SENTENCES)
+    (tmp_path / "empty.txt").write_text("")
+    shipped = REPO_ROOT / "models" / "hrvae-e2e-inputless"
+    cases = [
+        ("train.py", ["--train_file", tmp_path / "empty.txt", "--output_dir", tmp_path / "o1"], "is empty"),
+        ("train.py", ["--train_file", tmp_path / "nope.txt", "--output_dir", tmp_path / "o2"], "no such file"),
+        ("evaluate.py", ["--model_name_or_path", tmp_path / "nowhere", "--dataset_name", only_train],
+         "no such model folder"),
+        ("evaluate.py", ["--model_name_or_path", shipped, "--dataset_name", tmp_path, "--split", "test"],
+         "missing ['test']: put test files (.txt, .csv, .jsonl) in the folder"),
+    ]
+    for script, flags, message in cases:
+        result = run_script(script, *flags)
+        assert result.returncode == 1, (script, flags, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: ") and message in lines[-1], lines[-3:]
+        assert "Traceback" not in result.stderr
