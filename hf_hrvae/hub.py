@@ -76,6 +76,15 @@ def dataset_id(dataset_name: str | None) -> str | None:
     return dataset_name if dataset_name.count("/") == 1 and not Path(dataset_name).exists() else None
 
 
+def data_name(arguments: dict) -> str:
+    """The training data as the card shows it: a corpus or Hub id as given, a local folder or file by its name only
+    (the card never shows a path of the machine that trained)."""
+    name = arguments.get("dataset_name") or arguments.get("train_file")
+    if not name:
+        return "unknown"
+    return Path(name).name if Path(name).exists() or "/" in name and name.count("/") != 1 else name
+
+
 def eval_results(evaluations: dict, dataset: str | None) -> list[EvalResult]:
     results = []
     for evaluation in evaluations.values():
@@ -264,7 +273,7 @@ mu, logvar = model.encode(**batch)                                     # the pos
 
 ## Training
 
-- Data: `{arguments.get('dataset_name', 'unknown')}` (Hub id: {dataset or 'n/a'}), training split; vocabulary
+- Data: `{data_name(arguments)}` (Hub id: {dataset or 'n/a'}), training split; vocabulary
   built from the training split only; {exported_epoch(training)}; {schedule_line(training)}.
 {command_lines(training, command)}
 

@@ -73,6 +73,10 @@ def test_card_says_the_schedule_and_the_model_a_run_started_from(run_folder, tmp
     assert ("learning rate 0.0005, `cosine` schedule over 23030 steps after 300 warm-up steps (Adam); started from "
             "the weights of `hrvae-e2e-inputless` (a fresh optimizer)") in card
     assert "/home/me" not in card
+    training["arguments"]["dataset_name"] = str(tmp_path / "private" / "e2e_nlg")
+    (folder / "train_results.json").write_text(json.dumps(training))
+    card = str(build_model_card(folder, "someone/hrvae-e2e"))
+    assert "- Data: `e2e_nlg` (Hub id: tuetschek/e2e_nlg)" in card and str(tmp_path) not in card
 
 
 def test_card_says_which_metric_chose_the_epoch(run_folder, tmp_path):
