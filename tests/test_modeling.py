@@ -255,3 +255,22 @@ def test_a_training_step_reads_one_value_back_from_the_device(make_model, batch,
         optimizer.zero_grad(set_to_none=True)
     (operation, where), = calls  # exactly one kind, in one place
     assert calls[(operation, where)] == 1 and operation == "Tensor.tolist" and where.startswith("modeling_hrvae.py")
+
+
+def test_embed_gives_the_posterior_means_of_a_list_of_sentences(make_model, tokenizer, sentences):
+    model = make_model().train()
+    texts = list(sentences[:5])
+    embeddings = model.embed(texts, tokenizer=tokenizer, batch_size=2)
+    assert model.training  # the mode is restored
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    model.eval()
+    mu, _ = model.encode(batch["input_ids"], batch["attention_mask"])
+    assert embeddings.shape == (5, model.config.latent_dim) and embeddings.dtype == torch.float32
+    torch.testing.assert_close(embeddings, mu, atol=1e-5, rtol=1e-5)  # batches of 2 or 5: the same
+    torch.testing.assert_close(model.embed(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]), mu)
+    with pytest.raises(ValueError, match="pass the model's tokenizer"):
+        model.embed(texts)
+    with pytest.raises(TypeError, match="list of strings"):
+        model.embed("one sentence", tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="either sentences"):
+        model.embed()
