@@ -112,3 +112,15 @@ def test_scripts_answer_each_mistake_with_one_line(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert lines[-1].startswith("error: ") and message in lines[-1], lines[-3:]
         assert "Traceback" not in result.stderr
+
+
+def test_a_corrupt_weights_file_says_so(tmp_path):
+    from hf_hrvae import HRVAEConfig, HRVAEModel, build_tokenizer
+
+    tokenizer = build_tokenizer(SENTENCES)
+    HRVAEModel(HRVAEConfig(vocab_size=len(tokenizer), embedding_size=8, hidden_size=8)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert load_pretrained(str(tmp_path))[0].config.hidden_size == 8
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelNotFoundError, match="the folder did not load"):
+        load_pretrained(str(tmp_path))
