@@ -357,7 +357,8 @@ class Trainer:
             shutil.rmtree(folder)
 
     def resume(self, path: Path):
-        if (path / "custom_checkpoint_0.pkl").exists():
+        has_scheduler_state = (path / "custom_checkpoint_0.pkl").exists()
+        if has_scheduler_state:
             self.accelerator.load_state(str(path))
         else:  # written before the lr scheduler was checkpointed (a constant lr): load the rest, then place it
             self.accelerator._custom_objects.remove(self.lr_scheduler)
@@ -374,7 +375,7 @@ class Trainer:
         previous = self.state.get("invocations", [])
         if previous and "to_step" not in previous[-1]:  # it ended (or was stopped) after this checkpoint
             previous[-1].update(to_step=self.state["completed_steps"], to_epoch=self.state["epoch"])
-        if not (path / "custom_checkpoint_0.pkl").exists():
+        if not has_scheduler_state:  # replay the steps it took on the (constant) curve
             for _ in range(self.state["completed_steps"]):
                 self.lr_scheduler.step()
         schedule = self.lr_schedule()

@@ -60,6 +60,17 @@ def test_the_folder_is_what_an_upload_holds_and_fits_the_limit():
     assert sum(path.stat().st_size for path in SHIPPED.iterdir()) <= 30 * 2**20
 
 
+@pytest.mark.parametrize("folder", sorted(p.name for p in (REPO_ROOT / "models").iterdir() if p.is_dir()))
+def test_every_shipped_models_code_is_the_packages(folder):
+    """The remote code a Hub user runs (trust_remote_code) is the code this package tests; refresh the copies
+    (weights untouched) with `cp hf_hrvae/<file> models/<name>/` whenever a model file changes."""
+    from hf_hrvae.hub import CODE_FILES
+
+    stale = [name for name in CODE_FILES
+             if (REPO_ROOT / "models" / folder / name).read_bytes() != (REPO_ROOT / "hf_hrvae" / name).read_bytes()]
+    assert not stale, f"models/{folder}: {stale} differ from hf_hrvae/"
+
+
 def test_loads_with_auto_model_after_importing_hf_hrvae(shipped):
     model, tokenizer = shipped
     assert type(model).__name__ == "HRVAEModel" and not model.training

@@ -264,6 +264,31 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         input_ids, attention_mask, _, num_real = self._check_inputs(input_ids, attention_mask)
         return self.encode_steps(input_ids, attention_mask, num_real)[:2]
 
+    @torch.no_grad()
+    def embed(self, sentences=None, tokenizer=None, input_ids=None, attention_mask=None, batch_size: int = 128):
+        """Sentence embeddings: the posterior means E_q[z | x] of the used latent, `(N, D)` float32 on the model's
+        device (for vMF-VAE: A_D(kappa) times the mean direction). Give `sentences` (a list of strings) with the model's `tokenizer`, or a
+        tokenized batch (`input_ids`, `attention_mask`). Evaluation mode for the call (no dropout)."""
+        if (sentences is None) == (input_ids is None):
+            raise ValueError("embed(): give either sentences (with tokenizer) or input_ids, not both.")
+        was_training = self.training
+        self.eval()
+        try:
+            if input_ids is not None:
+                return self.posterior_mean(*self.encode(input_ids, attention_mask)).float()
+            if tokenizer is None:
+                raise ValueError("embed(sentences): pass the model's tokenizer too (tokenizer=...).")
+            if isinstance(sentences, str):
+                raise TypeError("embed(): sentences must be a list of strings; for one sentence pass [sentence].")
+            chunks = []
+            for start in range(0, len(sentences), batch_size):
+                batch = tokenizer(list(sentences[start : start + batch_size]), padding=True, truncation=True,
+                                  return_tensors="pt").to(self.device)
+                chunks.append(self.posterior_mean(*self.encode(batch["input_ids"], batch["attention_mask"])).float())
+            return torch.cat(chunks) if chunks else torch.zeros(0, self.config.latent_dim, device=self.device)
+        finally:
+            self.train(was_training)
+
     def latent_kl(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """KL(q(z | x) || p(z)) of the used latent, `(B,)`."""
         if self.is_vmf:
