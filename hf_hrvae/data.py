@@ -186,6 +186,12 @@ def load_text_splits(
     return DatasetDict({split: splits[split] for split in SPLITS if split in splits})
 
 
+def default_min_frequency(dataset_name: str | None) -> int:
+    """The vocabulary's min frequency for a corpus: its own convention (E2E: 4), 1 for any other data."""
+    corpus = find_corpus(dataset_name) if dataset_name else None
+    return corpus.min_frequency if corpus else 1
+
+
 def tokenizer_for(dataset_name: str | None, train_texts, min_frequency: int | None = None, max_vocab_size=None, **kwargs):
     """The vocabulary from the training split only, with the corpus's own conventions (see `KNOWN_CORPORA`)."""
     corpus = find_corpus(dataset_name) if dataset_name else None
@@ -270,6 +276,7 @@ __all__ = [
     "find_corpus",
     "load_raw_dataset",
     "load_text_splits",
+    "default_min_frequency",
     "tokenizer_for",
     "tokenize_splits",
     "EpochSampler",

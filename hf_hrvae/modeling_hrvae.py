@@ -289,6 +289,41 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         finally:
             self.train(was_training)
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.enc_embedding
+
+    @torch.no_grad()
+    def resize_token_embeddings(self, new_num_tokens: int, pad_to_multiple_of: int | None = None) -> nn.Embedding:
+        """Grow the vocabulary to `new_num_tokens` entries (ids appended at the end, as the tokenizer appends new
+        words): the encoder's and the decoder's embeddings and the output layer. A new word was `<unk>` to this
+        model, so its rows start as `<unk>`'s, and `<unk>`'s output bias is shared among it and the new words
+        (each gets `log(1 / (n + 1))` of it): at the start the model assigns the new words together exactly the
+        probability it gave `<unk>`. Updates `config.vocab_size`; returns the encoder's embedding."""
+        old = self.config.vocab_size
+        if pad_to_multiple_of:
+            new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
+        if new_num_tokens < old:
+            raise ValueError(f"resize_token_embeddings({new_num_tokens}): the model has {old} entries and only grows "
+                             "its vocabulary (dropping rows would change the ids of the words it knows).")
+        added, unk = new_num_tokens - old, self.config.unk_token_id
+        if added == 0:
+            return self.get_input_embeddings()
+        for owner, name in ((self.encoder, "enc_embedding"), (self.decoder, "dec_embedding")):
+            table = getattr(owner, name)
+            grown = nn.Embedding(new_num_tokens, table.embedding_dim, padding_idx=table.padding_idx)
+            grown.to(table.weight)
+            grown.weight[:old] = table.weight
+            grown.weight[old:] = table.weight[unk]
+            setattr(owner, name, grown)
+        layer = self.decoder.output_projection
+        grown = nn.Linear(layer.in_features, new_num_tokens).to(layer.weight)
+        grown.weight[:old], grown.weight[old:] = layer.weight, layer.weight[unk]
+        grown.bias[:old] = layer.bias
+        grown.bias[unk] = grown.bias[old:] = layer.bias[unk] - torch.log(torch.tensor(added + 1.0))
+        self.decoder.output_projection = grown
+        self.config.vocab_size = new_num_tokens
+        return self.get_input_embeddings()
+
     def latent_kl(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """KL(q(z | x) || p(z)) of the used latent, `(B,)`."""
         if self.is_vmf:

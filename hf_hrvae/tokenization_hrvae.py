@@ -4,7 +4,9 @@ The result is a plain fast tokenizer (`TokenizersBackend`): it saves a `tokenize
 `AutoTokenizer.from_pretrained` and needs no code of ours.
 """
 
-from collections.abc import Iterable
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -95,6 +97,10 @@ def build_tokenizer(
         single=f"{BOS} $A {EOS}",
         special_tokens=[(token, tokenizer.token_to_id(token)) for token in (BOS, EOS)],
     )
+    return _wrap(tokenizer, model_max_length)
+
+
+def _wrap(tokenizer: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token=PAD,
@@ -107,4 +113,48 @@ def build_tokenizer(
     )
 
 
-__all__ = ["build_tokenizer", "SPECIAL_TOKENS"]
+def _words(tokenizer: PreTrainedTokenizerFast, texts: Iterable[str]) -> Iterator[str]:
+    """The words of `texts` as the tokenizer splits them (its normalizer, then its pre-tokenizer)."""
+    backend = tokenizer.backend_tokenizer
+    for text in texts:
+        for token in SPECIAL_TOKENS:
+            text = text.replace(token, " ")
+        if backend.normalizer is not None:
+            text = backend.normalizer.normalize_str(text)
+        yield from (word for word, _ in backend.pre_tokenizer.pre_tokenize_str(text))
+
+
+def unk_share(tokenizer: PreTrainedTokenizerFast, texts: Iterable[str]) -> float:
+    """The share of the words of `texts` that the tokenizer maps to `<unk>` (`<s>`, `</s>` not counted; a text's
+    own `<unk>`, as PTB writes rare words, is not counted either)."""
+    vocab = tokenizer.get_vocab()
+    words = list(_words(tokenizer, texts))
+    return sum(word not in vocab for word in words) / len(words) if words else 0.0
+
+
+def extend_tokenizer(
+    tokenizer: PreTrainedTokenizerFast, texts: Iterable[str], min_frequency: int = 1
+) -> tuple[PreTrainedTokenizerFast, list[str]]:
+    """The tokenizer with the words of `texts` it lacks (seen at least `min_frequency` times) appended to its
+    vocabulary, most frequent first; the known words keep their ids. Returns the new tokenizer and the added words
+    (none: the tokenizer itself). Grow the model with `model.resize_token_embeddings(len(new_tokenizer))`."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be an iterable of sentences, not a single string.")
+    if not isinstance(min_frequency, int) or min_frequency < 1:
+        raise ValueError(f"min_frequency must be a positive integer, got {min_frequency!r}.")
+    vocab = tokenizer.get_vocab()
+    counts = Counter(_words(tokenizer, texts))
+    added = sorted((word for word, count in counts.items() if count >= min_frequency and word not in vocab),
+                   key=lambda word: (-counts[word], word))
+    if not added:
+        return tokenizer, []
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    if state["model"]["type"] != "WordLevel":
+        raise ValueError(f"extend_tokenizer extends word-level tokenizers (build_tokenizer's), got a "
+                         f"{state['model']['type']} model.")
+    start = max(vocab.values()) + 1
+    state["model"]["vocab"].update({word: start + index for index, word in enumerate(added)})
+    return _wrap(Tokenizer.from_str(json.dumps(state)), tokenizer.model_max_length), added
+
+
+__all__ = ["build_tokenizer", "extend_tokenizer", "unk_share", "SPECIAL_TOKENS"]

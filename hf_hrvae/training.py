@@ -18,9 +18,11 @@ from transformers import DataCollatorWithPadding, SchedulerType, get_scheduler
 
 from .checkpoints import CHECKPOINT_DIR, STATE_FILE, find_checkpoint, list_checkpoints
 from .configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
-from .data import EpochSampler, load_text_splits, padding_fraction, tokenize_splits, tokenizer_for
+from .data import (EpochSampler, default_min_frequency, load_text_splits, padding_fraction, tokenize_splits,
+                   tokenizer_for)
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from .evaluation import evaluate_model
+from .fine_tuning import adapt_vocabulary
 from .modeling_hrvae import HRVAEModel
 from .plotting import plot_training_curves
 from .results import device_description, sample_indices
@@ -69,7 +71,11 @@ class TrainingArguments:
     num_warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up of the lr scheduler"})
     model_name_or_path: str | None = field(default=None, metadata={
         "help": "start from a saved model folder (its weights, config and tokenizer) with a fresh optimizer; the "
-                "model options and --preset then come from the folder"})
+                "model options and --preset then come from the folder; its vocabulary grows with the training "
+                "data's new words seen --min_frequency times (new rows start as <unk>'s)"})
+    keep_vocabulary: bool = field(default=False, metadata={
+        "help": "with --model_name_or_path: keep the model's vocabulary (new words stay <unk>; their share is "
+                "logged)"})
     weight_decay: float = field(default=1e-5, metadata={"help": "L2 in Adam, as the authors' code"})
     adam_epsilon: float = field(default=1e-6, metadata={"help": "as the authors' code"})
     max_grad_norm: float = field(default=0.0, metadata={"help": "clip gradients to this norm; 0: no clipping (paper)"})
@@ -189,6 +195,11 @@ class TrainingArguments:
                                  f"{', '.join('--' + name for name in given)}.")
             if self.init_embeddings != "none":
                 raise ValueError("--model_name_or_path starts from trained embeddings: leave out --init_embeddings.")
+            if self.max_vocab_size is not None:
+                raise ValueError("--model_name_or_path keeps the model's vocabulary (extended with new words, or "
+                                 "--keep_vocabulary): leave out --max_vocab_size.")
+        elif self.keep_vocabulary:
+            raise ValueError("--keep_vocabulary applies to --model_name_or_path (a saved model's vocabulary).")
         if self.metric_for_best_model not in BEST_MODEL_METRICS:
             raise ValueError(f"--metric_for_best_model must be one of {list(BEST_MODEL_METRICS)}, "
                              f"got {self.metric_for_best_model!r}.")
@@ -230,6 +241,7 @@ class Trainer:
     def __init__(self, args: TrainingArguments, callbacks=(), command: str | None = None):
         self.args = args
         self.command = command
+        self.vocabulary = None  # with --model_name_or_path: how its vocabulary met the new data (adapt_vocabulary)
         self.callbacks = list(callbacks)
         self.output_dir = Path(args.output_dir)
         self.accelerator = Accelerator(
@@ -255,8 +267,11 @@ class Trainer:
                                       args.max_eval_samples, data_files=files or None,
                                       validation_split_percentage=args.validation_split_percentage,
                                       required=("train", "validation"), seed=args.seed)
-            if args.model_name_or_path is not None:  # its vocabulary, as it was trained
-                pretrained, self.tokenizer = load_pretrained(args.model_name_or_path)
+            if args.model_name_or_path is not None:  # its vocabulary, extended with the new data's words or kept
+                pretrained, tokenizer = load_pretrained(args.model_name_or_path)
+                min_frequency = args.min_frequency or default_min_frequency(args.dataset_name)
+                self.tokenizer, self.vocabulary = adapt_vocabulary(pretrained, tokenizer, splits["train"]["text"],
+                                                                   min_frequency, args.keep_vocabulary)
             else:
                 self.tokenizer = tokenizer_for(
                     args.dataset_name, splits["train"]["text"], args.min_frequency, args.max_vocab_size,
@@ -500,7 +515,7 @@ class Trainer:
         self.state.setdefault("invocations", []).append(
             {"command": self.command, "from_step": self.state["completed_steps"], "from_epoch": self.state["epoch"],
              "device": device_description(), "lr_schedule": self.state["lr_schedule"],
-             **({"model_name_or_path": args.model_name_or_path} if args.model_name_or_path else {})})
+             **({"model_name_or_path": args.model_name_or_path, **self.vocabulary} if args.model_name_or_path else {})})
         progress = tqdm(total=self.max_train_steps, initial=self.state["completed_steps"], desc="train",
                         disable=not accelerator.is_local_main_process)
         stop = self.state["completed_steps"] >= self.max_train_steps
@@ -568,6 +583,7 @@ class Trainer:
             "epochs_counted_from": 1,
             "lr_schedule": self.state["lr_schedule"],
             "initialised_from": self.state["invocations"][0].get("model_name_or_path"),
+            **({"vocabulary": self.vocabulary} if self.vocabulary else {}),
             "metric_for_best_model": self.state["metric_for_best_model"],
             "best_metric": self.state["best_metric"],
             "best_epoch": self.state["best_epoch"],

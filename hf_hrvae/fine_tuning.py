@@ -1,0 +1,39 @@
+"""Fine-tuning a saved model on new text: its vocabulary extended with the new text's words, or kept."""
+
+import logging
+
+from .tokenization_hrvae import extend_tokenizer, unk_share
+
+logger = logging.getLogger(__name__)
+
+
+def adapt_vocabulary(model, tokenizer, texts, min_frequency: int = 1, keep_vocabulary: bool = False):
+    """Prepare `model` and `tokenizer` (a saved model's) for training on `texts`, the new training sentences.
+
+    Unless `keep_vocabulary`, the words of `texts` the tokenizer lacks, seen at least `min_frequency` times, are
+    appended to its vocabulary and the model grows with them (`model.resize_token_embeddings`: each new word starts
+    as `<unk>` was). Returns the tokenizer to train with and a record for the run: the share of `<unk>` among the
+    words of `texts` before and after, and the words added."""
+    texts = list(texts)
+    before = unk_share(tokenizer, texts)
+    added = []
+    if not keep_vocabulary:
+        tokenizer, added = extend_tokenizer(tokenizer, texts, min_frequency)
+        if added:
+            model.resize_token_embeddings(len(tokenizer))
+    after = unk_share(tokenizer, texts) if added else before
+    record = {"vocabulary": "kept" if keep_vocabulary else "extended", "min_frequency": min_frequency,
+              "vocab_size": len(tokenizer), "added_words": len(added), "first_added": added[:20],
+              "unk_share_before": round(before, 4), "unk_share_after": round(after, 4)}
+    if keep_vocabulary:
+        logger.info(f"Vocabulary kept ({len(tokenizer)} entries): {before:.1%} of the training words are <unk>.")
+    else:
+        logger.info(f"Vocabulary extended by {len(added)} words seen >= {min_frequency} times (now {len(tokenizer)} "
+                    f"entries): <unk> {before:.1%} -> {after:.1%} of the training words.")
+    if after > 0.05:
+        logger.warning(f"{after:.1%} of the training words are <unk> to the model"
+                       + (" (--keep_vocabulary)." if keep_vocabulary else f" (words seen < {min_frequency} times)."))
+    return tokenizer, record
+
+
+__all__ = ["adapt_vocabulary"]
