@@ -179,13 +179,19 @@ class ProbeArguments:
 def run_probes(args: ProbeArguments, command: str | None = None) -> dict:
     """Encode E2E's train and test splits, fit and score the probes, MI and AU of the test latents, a picture and
     an interpolation between two test sentences whose MRs differ; write `args.output_file`."""
-    from transformers import AutoModel, AutoTokenizer
-
     from .data import load_raw_dataset
+    from .errors import DataError
+    from .scripts import load_pretrained
 
-    model = AutoModel.from_pretrained(args.model_name_or_path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    model, tokenizer = load_pretrained(args.model_name_or_path)
+    model.eval()
     raw = load_raw_dataset(args.dataset_name)
+    lacking = [split for split in ("train", "test") if split not in raw or not {"meaning_representation",
+               "human_reference"} <= set(raw[split].column_names)]
+    if lacking:
+        raise DataError(f"--dataset_name {args.dataset_name}: the probes read E2E's meaning representations (columns "
+                        f"meaning_representation, human_reference of its train and test splits), which "
+                        f"{', '.join(lacking)} lack; give E2E (e.g. ../shared/data/e2e_nlg).")
     splits = {}
     for split, limit in (("train", args.max_train_samples), ("test", args.max_test_samples)):
         rows = [(mr, text) for mr, text in zip(raw[split]["meaning_representation"], raw[split]["human_reference"])

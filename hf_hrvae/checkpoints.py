@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .scripts import CheckpointNotFoundError
+from .errors import CheckpointNotFoundError, ModelNotFoundError, OutputExistsError
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -55,12 +55,23 @@ def export_checkpoint(run_dir, checkpoint, output_dir, reason: str) -> dict:
     from .modeling_hrvae import HRVAEModel
 
     run_dir, checkpoint, output_dir = Path(run_dir), Path(checkpoint), Path(output_dir)
+    if not (run_dir / "config.json").exists():
+        raise ModelNotFoundError(f"--run_dir {run_dir}: " + ("no config.json there" if run_dir.is_dir() else
+                                 "no such folder") + "; give the run's --output_dir (it holds config.json).")
+    if not (checkpoint / STATE_FILE).exists():
+        found = ", ".join(path.name for path in list_checkpoints(run_dir)[-5:]) or "none"
+        raise CheckpointNotFoundError(f"--checkpoint {checkpoint}: no {STATE_FILE}, not a checkpoint of the trainer; "
+                                      f"give RUN_DIR/{CHECKPOINT_DIR}/step_N (the run's newest: {found}).")
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise OutputExistsError(f"--output_dir {output_dir} is not empty: export into a new folder.")
     state = json.loads((checkpoint / STATE_FILE).read_text())
     if state["batch_in_epoch"]:
-        raise ValueError(f"{checkpoint} was written inside an epoch: export a checkpoint of an epoch's end.")
+        raise CheckpointNotFoundError(f"--checkpoint {checkpoint} was written inside an epoch: export a checkpoint "
+                                      "of an epoch's end (--checkpointing_steps epoch writes them).")
     validation = next((v for v in state["validations"] if v["step"] == state["completed_steps"]), None)
     if validation is None:
-        raise ValueError(f"{checkpoint} holds no validation of its step ({state['completed_steps']}).")
+        raise CheckpointNotFoundError(f"--checkpoint {checkpoint} holds no validation of its step "
+                                      f"({state['completed_steps']}): export a checkpoint of an epoch's end.")
     model = HRVAEModel(HRVAEConfig.from_pretrained(run_dir))
     model.load_state_dict(load_file(checkpoint / "model.safetensors"))
     model.save_pretrained(output_dir)

@@ -9,6 +9,7 @@ from datasets import DatasetDict, load_dataset
 from torch.utils.data import Sampler
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
+from .errors import DataError, DatasetUnavailableError
 from .tokenization_hrvae import build_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -35,15 +36,6 @@ KNOWN_CORPORA = {
     # E2E: raw text; the paper indexes words with frequency > 3.
     "e2e": Corpus("tuetschek/e2e_nlg", "human_reference", True, True, 4, ("e2e_nlg", "e2e")),
 }
-
-
-class DatasetUnavailableError(RuntimeError):
-    """The dataset could not be loaded (typically: the Hub is unreachable and no local copy was given)."""
-
-
-class DataError(ValueError):
-    """The data given cannot be used as it is (a missing split or file, no text, an ambiguous column); the message
-    says what to change."""
 
 
 # `datasets`' builder for each kind of file `--train_file` and the others accept

@@ -11,6 +11,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 
 from .data import find_corpus
+from .errors import HubError, ModelNotFoundError, OutputExistsError
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 CODE_FILES = ("configuration_hrvae.py", "modeling_hrvae.py", "generation_hrvae.py", "decoders_hrvae.py",
@@ -48,15 +49,20 @@ CITATION = """@inproceedings{li2019stable,
 def files_to_upload(folder) -> list[str]:
     """The names of the files of `folder` that make up the Hub repository (README.md, the card, comes on top)."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"--model_name_or_path {folder}: no such folder; give a folder written by "
+                                 "examples/train.py.")
     missing = [name for name in REQUIRED_FILES + CODE_FILES if not (folder / name).exists()]
     if missing:
-        raise FileNotFoundError(
-            f"{folder} lacks {missing}: pass a folder written by examples/train.py (or save_pretrained of a model "
-            "and its tokenizer with hf_hrvae imported, which also copies the code files)."
+        raise ModelNotFoundError(
+            f"--model_name_or_path {folder} lacks {', '.join(missing)}: give a folder written by examples/train.py "
+            "(or save_pretrained of a model and its tokenizer with hf_hrvae imported, which also copies the code "
+            "files)."
         )
     config = json.loads((folder / "config.json").read_text())
     if "auto_map" not in config:
-        raise ValueError(f"{folder}/config.json has no auto_map: save the model with hf_hrvae imported.")
+        raise ModelNotFoundError(f"--model_name_or_path {folder}: its config.json has no auto_map: save the model "
+                                 "with hf_hrvae imported.")
     optional = [name for name in OPTIONAL_FILES if (folder / name).exists()]
     evaluations = sorted(path.name for path in folder.glob("eval_*.json"))
     return list(REQUIRED_FILES + CODE_FILES) + optional + evaluations
@@ -319,15 +325,21 @@ def push_folder(folder, repo_id: str, private: bool = False, revision: str | Non
     names = files_to_upload(folder)
     card = build_model_card(folder, repo_id, revision=revision, license=license)
     api = api or HfApi()  # the token: HF_TOKEN or `hf auth login`, resolved by huggingface_hub
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in names]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
-    return api.create_commit(
-        repo_id=repo_id, operations=operations, revision=revision,
-        commit_message=commit_message or f"Upload HR-VAE ({len(operations)} files) with hf_hrvae",
-    )
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        return api.create_commit(
+            repo_id=repo_id, operations=operations, revision=revision,
+            commit_message=commit_message or f"Upload HR-VAE ({len(operations)} files) with hf_hrvae",
+        )
+    except Exception as error:  # offline, no token, no permission, an invalid id: huggingface_hub's many types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise HubError(f"--repo_id {repo_id}: the upload failed ({type(error).__name__}: {first}). Check the id "
+                       "(user/name), the token (HF_TOKEN or `hf auth login`) and the network (HF_HUB_OFFLINE "
+                       "unset); --local_dir FOLDER writes the same files without the Hub.") from error
 
 
 def export_folder(folder, target, repo_id: str, revision: str | None = None, license: str = "apache-2.0") -> list[str]:
@@ -339,8 +351,9 @@ def export_folder(folder, target, repo_id: str, revision: str | None = None, lic
     folder, target = Path(folder), Path(target)
     names = files_to_upload(folder)
     card = build_model_card(folder, repo_id, revision=revision, license=license)
-    if target.exists() and any(target.iterdir()):
-        raise FileExistsError(f"{target} is not empty: export into a new folder.")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise OutputExistsError(f"--local_dir {target} is not empty (or not a folder): export into a new "
+                                "folder (nothing of an earlier export must be left behind).")
     target.mkdir(parents=True, exist_ok=True)
     for name in names:
         shutil.copyfile(folder / name, target / name)

@@ -4,20 +4,15 @@ import sys
 
 from transformers import HfArgumentParser
 
-from .data import DataError, DatasetUnavailableError
+from .errors import (  # noqa: F401  (re-exported: where the scripts' callers found them first)
+    CheckpointNotFoundError,
+    DataError,
+    DatasetUnavailableError,
+    ModelNotFoundError,
+    UserError,
+)
 
-
-class CheckpointNotFoundError(FileNotFoundError):
-    """`--resume_from_checkpoint` names no checkpoint of the trainer."""
-
-
-# Errors the user can mend from the message alone: the scripts print it and exit with status 1. Library callers
-# get the exception itself.
-class ModelNotFoundError(FileNotFoundError):
-    """`--model_name_or_path` names neither a model folder nor (by its form) a Hub repository."""
-
-
-USER_ERRORS = (DatasetUnavailableError, DataError, CheckpointNotFoundError, ModelNotFoundError)
+USER_ERRORS = (UserError,)  # printed as one line by run_script
 
 
 def load_pretrained(model_name_or_path: str):

@@ -9,6 +9,7 @@ import yaml
 from huggingface_hub import HfApi
 
 from hf_hrvae.evaluation import EvaluationArguments, run_evaluation
+from hf_hrvae.errors import ModelNotFoundError
 from hf_hrvae.hub import build_model_card, export_folder, files_to_upload, push_folder
 from hf_hrvae.training import TrainingArguments, train
 from conftest import REPO_ROOT
@@ -206,7 +207,7 @@ def test_token_is_never_written(run_folder, monkeypatch):
 
 def test_incomplete_folder_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match="lacks \\['model.safetensors'"):
+    with pytest.raises(ModelNotFoundError, match="lacks model.safetensors, tokenizer.json"):
         files_to_upload(tmp_path)
 
 

@@ -124,3 +124,46 @@ def test_a_corrupt_weights_file_says_so(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelNotFoundError, match="the folder did not load"):
         load_pretrained(str(tmp_path))
+
+
+def run_in_process(script, flags, monkeypatch, capsys):
+    """Run an example script as `python examples/<script> <flags>` would, in this process (faster than a child)."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [str(REPO_ROOT / "examples" / script), *map(str, flags)])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO_ROOT / "examples" / script), run_name="__main__")
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_push_export_and_probe_answer_each_mistake_with_one_line(tmp_path, monkeypatch, capsys):
+    shipped = REPO_ROOT / "models" / "hrvae-e2e-inputless"
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "plain").mkdir()
+    write_lines(tmp_path / "plain" / "train.txt", SENTENCES)
+    write_lines(tmp_path / "plain" / "test.txt", SENTENCES)
+    cases = [
+        ("push_to_hub.py", ["--model_name_or_path", tmp_path / "nowhere", "--repo_id", "a/b", "--local_dir",
+                            tmp_path / "o"], "no such folder"),
+        ("push_to_hub.py", ["--model_name_or_path", tmp_path / "empty", "--repo_id", "a/b", "--local_dir",
+                            tmp_path / "o"], "lacks config.json, model.safetensors"),
+        ("push_to_hub.py", ["--model_name_or_path", shipped, "--repo_id", "a/b", "--local_dir", tmp_path / "full"],
+         "is not empty"),
+        ("push_to_hub.py", ["--model_name_or_path", shipped, "--repo_id", "a/b"],  # the tests run offline
+         "the upload failed (OfflineModeIsEnabled"),
+        ("export_checkpoint.py", ["--run_dir", tmp_path / "nowhere", "--checkpoint", tmp_path / "c", "--output_dir",
+                                  tmp_path / "o", "--reason", "r"], "no such folder; give the run's --output_dir"),
+        ("export_checkpoint.py", ["--run_dir", shipped, "--checkpoint", tmp_path / "c", "--output_dir",
+                                  tmp_path / "o", "--reason", "r"], "not a checkpoint of the trainer"),
+        ("probe_latent.py", ["--model_name_or_path", tmp_path / "nowhere", "--dataset_name", tmp_path / "plain",
+                             "--output_file", tmp_path / "p.json"], "no such model folder"),
+        ("probe_latent.py", ["--model_name_or_path", shipped, "--dataset_name", tmp_path / "plain",
+                             "--output_file", tmp_path / "p.json"], "the probes read E2E's meaning representations"),
+    ]
+    for script, flags, message in cases:
+        code, err = run_in_process(script, flags, monkeypatch, capsys)
+        lines = err.strip().splitlines()
+        assert code == 1 and lines and lines[-1].startswith("error: ") and message in lines[-1], (script, err[-800:])
+        assert "Traceback" not in err

@@ -440,7 +440,7 @@ def test_a_checkpoint_exports_as_the_model_of_its_epoch(e2e_folder, tmp_path):
     assert AutoTokenizer.from_pretrained(target).get_vocab() == AutoTokenizer.from_pretrained(out).get_vocab()
     card = str(build_model_card(target, "someone/x"))
     assert "epoch 1 of 2, exported from its checkpoint: the first epoch, by hand" in card
-    with pytest.raises(ValueError, match="inside an epoch"):
+    with pytest.raises(CheckpointNotFoundError, match="inside an epoch"):
         state = json.loads((out / "checkpoints" / "step_6" / STATE_FILE).read_text())
         (out / "checkpoints" / "step_6" / STATE_FILE).write_text(json.dumps({**state, "batch_in_epoch": 3}))
         export_checkpoint(out, out / "checkpoints" / "step_6", tmp_path / "bad", reason="x")
