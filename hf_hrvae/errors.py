@@ -27,9 +27,13 @@ class OutputExistsError(UserError, FileExistsError):
     """The output folder already holds files that writing would mix with or overwrite."""
 
 
+class EvaluationMismatchError(UserError, ValueError):
+    """An evaluation file of a model folder was not measured on that folder's weights (or does not say so)."""
+
+
 class HubError(UserError, RuntimeError):
     """The Hub refused or could not be reached (offline, no token, no permission, an invalid repository id)."""
 
 
 __all__ = ["UserError", "DataError", "DatasetUnavailableError", "CheckpointNotFoundError", "ModelNotFoundError",
-           "OutputExistsError", "HubError"]
+           "OutputExistsError", "EvaluationMismatchError", "HubError"]

@@ -280,7 +280,10 @@ def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dic
     if args.prior_samples:
         results["valid"].update(prior_sample_metrics(accelerator.unwrap_model(model), tokenizer, args.prior_samples,
                                                      seed=args.seed))
-    results = {"split": args.split, **results, "wall_time_s": round(time.time() - start, 1), "command": command,
+    from .hub import weights_sha256
+
+    results = {"split": args.split, "model_sha256": weights_sha256(args.model_name_or_path), **results,
+               "wall_time_s": round(time.time() - start, 1), "command": command,
                "num_processes": accelerator.num_processes, "arguments": asdict(args)}
     if args.output_file and accelerator.is_main_process:
         Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)

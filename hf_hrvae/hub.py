@@ -4,6 +4,7 @@ The token comes from where `huggingface_hub` always looks (`HF_TOKEN`, `hf auth 
 prints or writes it.
 """
 
+import hashlib
 import json
 import shlex
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 
 from .data import find_corpus
-from .errors import HubError, ModelNotFoundError, OutputExistsError
+from .errors import EvaluationMismatchError, HubError, ModelNotFoundError, OutputExistsError
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 CODE_FILES = ("configuration_hrvae.py", "modeling_hrvae.py", "generation_hrvae.py", "decoders_hrvae.py",
@@ -66,6 +67,43 @@ def files_to_upload(folder) -> list[str]:
     optional = [name for name in OPTIONAL_FILES if (folder / name).exists()]
     evaluations = sorted(path.name for path in folder.glob("eval_*.json"))
     return list(REQUIRED_FILES + CODE_FILES) + optional + evaluations
+
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+def weights_sha256(model_name_or_path) -> str | None:
+    """The SHA-256 of the model's `model.safetensors` (what the Hub shows for the file): the identity an evaluation
+    records and a model card checks. A Hub id resolves through the local cache; `None` where no file is found."""
+    path = Path(model_name_or_path) / WEIGHTS_FILE
+    if not path.is_file():
+        try:
+            from transformers.utils import cached_file
+
+            path = Path(cached_file(str(model_name_or_path), WEIGHTS_FILE))
+        except Exception:  # not a folder with weights, nor a cached repository
+            return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checked_evaluations(folder: Path) -> dict:
+    """The folder's `eval_*.json`, each checked to be an evaluation of the folder's own weights (the SHA-256 of
+    `model.safetensors` that `examples/evaluate.py` records): a card never shows another model's numbers."""
+    evaluations = {path.name: read_json(path) for path in sorted(folder.glob("eval_*.json"))}
+    own = weights_sha256(folder) if evaluations else None
+    for name, evaluation in evaluations.items():
+        recorded = evaluation.get("model_sha256")
+        if recorded != own:
+            found = (f"was measured on other weights (sha256 {recorded[:12]}…, this folder's {own[:12]}…)" if recorded
+                     else "does not record the weights it measured (model_sha256; written before hf_hrvae checked)")
+            raise EvaluationMismatchError(
+                f"{folder.name}/{name} {found}: evaluate this folder (python examples/evaluate.py "
+                f"--model_name_or_path FOLDER --output_file FOLDER/{name} ...) or remove the file.")
+    return evaluations
 
 
 def read_json(path):
@@ -226,13 +264,16 @@ def notes_section(folder: Path) -> str:
     return f"## More about this model\n\n{notes.read_text(encoding='utf-8').strip()}\n\n" if notes.exists() else ""
 
 
-def build_model_card(folder, repo_id: str, revision: str | None = None, license: str = "apache-2.0") -> ModelCard:
-    """The card of `folder`, from its config, `train_results.json` and `eval_*.json` (nothing hand-written)."""
+def build_model_card(folder, repo_id: str | None = None, revision: str | None = None,
+                     license: str = "apache-2.0") -> ModelCard:
+    """The card of `folder`, from its config, `train_results.json` and `eval_*.json` (checked to be evaluations of
+    its weights; nothing hand-written but `card_notes.md`). Named `repo_id`, or the folder's name without one."""
     folder = Path(folder)
+    repo_id = repo_id or folder.name
     config = json.loads((folder / "config.json").read_text())
     training = read_json(folder / "train_results.json") or {}
     arguments = training.get("arguments", {})
-    evaluations = {path.name: read_json(path) for path in sorted(folder.glob("eval_*.json"))}
+    evaluations = checked_evaluations(folder)
     dataset = dataset_id(arguments.get("dataset_name"))
     data = ModelCardData(
         library_name="transformers", pipeline_tag="text-generation", tags=TAGS, language="en", license=license,
@@ -342,15 +383,17 @@ def push_folder(folder, repo_id: str, private: bool = False, revision: str | Non
                        "unset); --local_dir FOLDER writes the same files without the Hub.") from error
 
 
-def export_folder(folder, target, repo_id: str, revision: str | None = None, license: str = "apache-2.0") -> list[str]:
+def export_folder(folder, target, repo_id: str | None = None, revision: str | None = None,
+                  license: str = "apache-2.0") -> list[str]:
     """Write into `target` exactly what `push_folder` would upload: the listed files of `folder` and the generated
-    card as `README.md` (the Hub repository as a local folder, e.g. one shipped in `models/`). Returns the names.
-    `target` must be empty or absent: nothing of an earlier export is left behind."""
+    card as `README.md` (the Hub repository as a local folder, e.g. one shipped in `models/`), the card named
+    `repo_id` or, without one, `target`'s folder name. Returns the names. `target` must be empty or absent: nothing
+    of an earlier export is left behind."""
     import shutil
 
     folder, target = Path(folder), Path(target)
     names = files_to_upload(folder)
-    card = build_model_card(folder, repo_id, revision=revision, license=license)
+    card = build_model_card(folder, repo_id or target.resolve().name, revision=revision, license=license)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise OutputExistsError(f"--local_dir {target} is not empty (or not a folder): export into a new "
                                 "folder (nothing of an earlier export must be left behind).")
@@ -361,4 +404,4 @@ def export_folder(folder, target, repo_id: str, revision: str | None = None, lic
     return names + ["README.md"]
 
 
-__all__ = ["files_to_upload", "build_model_card", "push_folder", "export_folder"]
+__all__ = ["files_to_upload", "weights_sha256", "checked_evaluations", "build_model_card", "push_folder", "export_folder"]

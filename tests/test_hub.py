@@ -238,3 +238,34 @@ def test_train_pushes_at_the_end_when_asked(e2e_folder, tmp_path, monkeypatch):
     assert recorder.calls[0][2]["private"] is True
     uploaded = {op.path_in_repo for op in recorder.calls[1][2]["operations"]}
     assert {"model.safetensors", "README.md", "train_results.json", "training_curves.png"} <= uploaded
+
+
+def test_card_refuses_an_evaluation_of_other_weights(run_folder, tmp_path):
+    import shutil
+
+    from hf_hrvae.errors import EvaluationMismatchError
+    from hf_hrvae.hub import weights_sha256
+
+    evaluation = json.loads((run_folder / "eval_test.json").read_text())
+    assert evaluation["model_sha256"] == weights_sha256(run_folder)  # evaluate.py records what it measured
+    other = tmp_path / "other"
+    shutil.copytree(run_folder, other)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(other / "model.safetensors")
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1
+    save_file(tensors, other / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(EvaluationMismatchError, match="eval_test.json was measured on other weights"):
+        build_model_card(other, "someone/x")
+    (other / "eval_test.json").write_text(json.dumps({k: v for k, v in evaluation.items() if k != "model_sha256"}))
+    with pytest.raises(EvaluationMismatchError, match="does not record the weights it measured"):
+        export_folder(other, tmp_path / "out", "someone/x")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_local_export_without_repo_id_is_named_by_its_folder(run_folder, tmp_path):
+    export_folder(run_folder, tmp_path / "hrvae-mine")
+    card = (tmp_path / "hrvae-mine" / "README.md").read_text()
+    assert front_matter(card)["model-index"][0]["name"] == "hrvae-mine"
+    assert "your-name" not in card and str(tmp_path) not in card
