@@ -1,4 +1,5 @@
-"""The shipped model, models/hrvae-e2e-inputless: it loads both ways, its latent is in use, its card tells the truth."""
+"""The shipped models (models/*): each loads both ways, its latent is in use, its card tells the truth, its code is
+the package's."""
 
 import json
 
@@ -10,9 +11,8 @@ from transformers import AutoModel, AutoTokenizer
 import hf_hrvae  # noqa: F401  (registers the Auto classes)
 from conftest import REPO_ROOT
 from hf_hrvae.evaluation import corpus_bleu
+from hf_hrvae.hub import weights_sha256
 from test_save_load import load_without_hf_hrvae
-
-SHIPPED = REPO_ROOT / "models" / "hrvae-e2e-inputless"
 
 # Every 200th sentence of E2E's validation split (../shared/data/e2e_nlg), as written there (the test needs no data).
 VALIDATION_SENTENCES = [
@@ -41,23 +41,33 @@ VALIDATION_SENTENCES = [
     "The Wrestlers is a non kids friendly coffee shop, that has moderate price ranged English food. It is located near Raja Indian Cuisine in the city center.",
     "Wildwood is a coffee shop that serves English food. They have high customer ratings and cheap prices. They are in the city near the Ranch.",
 ]
-BLEU_FLOOR = 30.0  # measured: 36.8 on these sentences (greedy, posterior mean), 2026-12-01
+# What each shipped model promises: its setting, and a BLEU floor on the sentences above (greedy, posterior mean)
+# below what it measured, so that a worse model replacing it fails.
+SHIPPED_MODELS = {
+    "hrvae-e2e-inputless": {"setting": "inputless", "bleu_floor": 30.0},  # measured: BLEU_INPUTLESS
+    "hrvae-e2e": {"setting": "standard", "bleu_floor": 10.0},  # measured: BLEU_STANDARD
+}
+SHIPPED = REPO_ROOT / "models" / "hrvae-e2e-inputless"  # the README's quick-start model
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    model = AutoModel.from_pretrained(SHIPPED)
-    tokenizer = AutoTokenizer.from_pretrained(SHIPPED)
-    return model, tokenizer
+def test_every_model_folder_is_listed_here():
+    assert sorted(p.name for p in (REPO_ROOT / "models").iterdir() if p.is_dir()) == sorted(SHIPPED_MODELS)
 
 
-def test_the_folder_is_what_an_upload_holds_and_fits_the_limit():
+@pytest.fixture(scope="module", params=sorted(SHIPPED_MODELS))
+def shipped(request):
+    folder = REPO_ROOT / "models" / request.param
+    return folder, AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+
+def test_the_folder_is_what_an_upload_holds_and_fits_the_limit(shipped):
     from hf_hrvae.hub import files_to_upload
 
-    names = sorted(path.name for path in SHIPPED.iterdir())
-    assert names == sorted(files_to_upload(SHIPPED) + ["README.md"])
+    folder = shipped[0]
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == sorted(files_to_upload(folder) + ["README.md"])
     assert {"train_results.json", "eval_test.json", "training_curves.png"} <= set(names)
-    assert sum(path.stat().st_size for path in SHIPPED.iterdir()) <= 30 * 2**20
+    assert sum(path.stat().st_size for path in folder.iterdir()) <= 40 * 2**20
 
 
 @pytest.mark.parametrize("folder", sorted(p.name for p in (REPO_ROOT / "models").iterdir() if p.is_dir()))
@@ -72,34 +82,37 @@ def test_every_shipped_models_code_is_the_packages(folder):
 
 
 def test_loads_with_auto_model_after_importing_hf_hrvae(shipped):
-    model, tokenizer = shipped
+    folder, model, tokenizer = shipped
     assert type(model).__name__ == "HRVAEModel" and not model.training
-    assert model.config.setting == "inputless" and model.config.vocab_size == len(tokenizer)
+    assert model.config.setting == SHIPPED_MODELS[folder.name]["setting"]
+    assert model.config.vocab_size == len(tokenizer)
 
 
 def test_loads_with_trust_remote_code_where_hf_hrvae_cannot_be_imported(shipped, tmp_path):
-    remote = load_without_hf_hrvae(SHIPPED, tmp_path)
-    model, tokenizer = shipped
+    folder, model, tokenizer = shipped
+    remote = load_without_hf_hrvae(folder, tmp_path)
     batch = tokenizer(["blue spice is a coffee shop ."], return_tensors="pt")
     torch.testing.assert_close(remote["logits"], model(**batch).logits, atol=1e-5, rtol=0)
     assert torch.equal(remote["ids"], model.generate(**batch, max_new_tokens=6))
 
 
 def test_reconstructs_validation_sentences_recognisably(shipped):
-    model, tokenizer = shipped
+    folder, model, tokenizer = shipped
     batch = tokenizer(VALIDATION_SENTENCES, return_tensors="pt", padding=True)
     ids = model.generate(**batch, max_new_tokens=60)
     reconstructions = [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
     references = [text.strip() for text in tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)]
-    assert corpus_bleu(reconstructions, references) >= BLEU_FLOOR
+    assert corpus_bleu(reconstructions, references) >= SHIPPED_MODELS[folder.name]["bleu_floor"]
     assert len(set(reconstructions)) == len(reconstructions)  # distinct inputs, distinct reconstructions
 
 
 def test_the_cards_numbers_are_its_evaluation(shipped):
-    card = (SHIPPED / "README.md").read_text()
+    folder = shipped[0]
+    card = (folder / "README.md").read_text()
     meta = yaml.safe_load(card.split("---\n")[1])
     recorded = {m["name"]: m["value"] for r in meta["model-index"][0]["results"] for m in r["metrics"]}
-    evaluation = json.loads((SHIPPED / "eval_test.json").read_text())
+    evaluation = json.loads((folder / "eval_test.json").read_text())
+    assert evaluation["model_sha256"] == weights_sha256(folder)  # an evaluation of these very weights
     valid, paper = evaluation["valid"], evaluation["paper_protocol"]
     k = valid["iw_samples"]
     assert recorded[f"IW-NLL, k={k} (importance-weighted bound, nats/sentence)"] == round(valid["iw_nll"], 4)
@@ -108,7 +121,14 @@ def test_the_cards_numbers_are_its_evaluation(shipped):
     assert recorded["Active units"] == valid["active_units"]
     assert recorded["BLEU of greedy reconstructions"] == round(valid["bleu"], 4)
     assert recorded["NLL, paper protocol (comparison only, not a bound)"] == round(paper["nll"], 4)
-    training = json.loads((SHIPPED / "train_results.json").read_text())
+    assert meta["model-index"][0]["name"] == folder.name and "your-name" not in card
+    training = json.loads((folder / "train_results.json").read_text())
     assert f"the exported model is epoch {training['best_epoch']} of {training['epochs']}" in card
     assert training["metric_for_best_model"] in card
-    assert "(../../docs/latent.md)" in card and (SHIPPED / "../../docs/latent.md").exists()  # the card links them
+    assert "(../../docs/results.md" in card and (folder / "../../docs/results.md").exists()  # the card links them
+
+
+def test_its_latent_is_in_use_on_the_test_split(shipped):
+    valid = json.loads((shipped[0] / "eval_test.json").read_text())["valid"]
+    assert valid["kl"] >= 3 and valid["active_units"] >= 5 and valid["mutual_info"] > 0.5  # issue 23's floor
+    assert valid["iw_samples"] == 500
