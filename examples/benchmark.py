@@ -32,7 +32,7 @@ from hf_hrvae.benchmarking import (
     with_lstm_path,
 )
 from hf_hrvae.data import EpochSampler, padding_fraction, tokenizer_for
-from hf_hrvae.recurrence_hrvae import forced_lstm_path
+from hf_hrvae.models.hrvae.recurrence_hrvae import forced_lstm_path
 
 
 @dataclass
@@ -52,7 +52,7 @@ class BenchmarkArguments:
                                                            "(the warm-up repetition includes the compilation)"})
     lstm_path: str = field(default="auto", metadata={
         "choices": ["auto", "stepwise", "library"],
-        "help": "how the fused model runs its LSTMs (hf_hrvae/recurrence_hrvae.py): auto (stepwise on the CPU without "
+        "help": "how the fused model runs its LSTMs (hf_hrvae/models/hrvae/recurrence_hrvae.py): auto (stepwise on the CPU without "
                 "autocast, library otherwise), or forced"})
     compare_paths: bool = field(default=False, metadata={
         "help": "also time the fused model with the library LSTM path in the same alternating rounds (the paired "

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Time the reconstruction loss, output layer + token NLL with its backward pass, with `F.cross_entropy` and with
-the CPU's `TokenNLL` (hf_hrvae/losses_hrvae.py) in alternating rounds: the measurement behind `use_token_nll`.
+the CPU's `TokenNLL` (hf_hrvae/models/hrvae/losses_hrvae.py) in alternating rounds: the measurement behind `use_token_nll`.
 
     python examples/benchmark_nll.py --output_md docs/benchmark-nll.md
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformers import HfArgumentParser
 
 from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds, write_table
-from hf_hrvae.losses_hrvae import TokenNLL
+from hf_hrvae.models.hrvae.losses_hrvae import TokenNLL
 
 
 @dataclass

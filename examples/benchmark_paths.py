@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time the encoder and the decoder of HRVAEModel on both LSTM paths (hf_hrvae/recurrence_hrvae.py), with and
+"""Time the encoder and the decoder of HRVAEModel on both LSTM paths (hf_hrvae/models/hrvae/recurrence_hrvae.py), with and
 without gradients, in alternating rounds: the measurements behind `use_stepwise_lstm`'s choices.
 
     python examples/benchmark_paths.py --output_md docs/benchmark-paths.md

@@ -2,9 +2,9 @@
 
 from transformers import AutoConfig, AutoModel
 
-from .configuration_hrvae import HRVAEConfig
-from .generation_hrvae import HRVAEGenerateOutput
-from .modeling_hrvae import HRVAEModel, HRVAEOutput, HRVAEPreTrainedModel
+from .models.hrvae.configuration_hrvae import HRVAEConfig
+from .models.hrvae.generation_hrvae import HRVAEGenerateOutput
+from .models.hrvae.modeling_hrvae import HRVAEModel, HRVAEOutput, HRVAEPreTrainedModel
 from .tokenization_hrvae import build_tokenizer
 
 __version__ = "0.1.0"

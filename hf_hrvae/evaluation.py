@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .latent_hrvae import gaussian_pairwise_log_density
+from .models.hrvae.latent_hrvae import gaussian_pairwise_log_density
 from .text_quality import prior_sample_metrics, repeat_rate
 
 # Independent noise streams per sentence.

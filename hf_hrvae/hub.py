@@ -13,10 +13,9 @@ from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, Mo
 
 from .data import find_corpus
 from .errors import EvaluationMismatchError, HubError, ModelNotFoundError, OutputExistsError
+from .models.hrvae import CODE_FILES  # the model folder's modules, which travel as remote code
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
-CODE_FILES = ("configuration_hrvae.py", "modeling_hrvae.py", "generation_hrvae.py", "decoders_hrvae.py",
-              "latent_hrvae.py", "recurrence_hrvae.py", "losses_hrvae.py")
 OPTIONAL_FILES = ("special_tokens_map.json", "generation_config.json", "training_curves.png", "train_results.json")
 TAGS = ["vae", "hr-vae", "text-vae", "variational-autoencoder", "lstm", "text-generation", "hf_hrvae"]
 VALID_METRICS = [  # (field, metric type, readable name)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .configuration_hrvae import PRESETS, SETTINGS
+from .models.hrvae.configuration_hrvae import PRESETS, SETTINGS
 from .plotting import save_figure
 
 DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}

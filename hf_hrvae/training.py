@@ -17,13 +17,13 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, SchedulerType, get_scheduler
 
 from .checkpoints import CHECKPOINT_DIR, STATE_FILE, find_checkpoint, list_checkpoints
-from .configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
+from .models.hrvae.configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
 from .data import (EpochSampler, default_min_frequency, load_text_splits, padding_fraction, tokenize_splits,
                    tokenizer_for)
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from .evaluation import evaluate_model
 from .fine_tuning import adapt_vocabulary
-from .modeling_hrvae import HRVAEModel
+from .models.hrvae.modeling_hrvae import HRVAEModel
 from .plotting import plot_training_curves
 from .results import device_description, sample_indices
 from .scripts import load_pretrained

@@ -5,7 +5,7 @@ import torch
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
 
-from hf_hrvae.modeling_hrvae import logger as modeling_logger
+from hf_hrvae.models.hrvae.modeling_hrvae import logger as modeling_logger
 
 
 def test_empty_string_and_only_unknown_words(make_model, tokenizer):

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from hf_hrvae import HRVAEConfig, HRVAEModel
-from hf_hrvae.latent_hrvae import (
+from hf_hrvae.models.hrvae.latent_hrvae import (
     kl_annealing_weight,
     log_bessel_iv,
     log_sphere_area,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hf_hrvae import HRVAEModel
-from hf_hrvae.configuration_hrvae import PRESETS
+from hf_hrvae.models.hrvae.configuration_hrvae import PRESETS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -117,7 +117,7 @@ def test_interpolation_ends_decode_the_two_sentences(make_model, tokenizer, sent
 
 
 def test_slerp_keeps_points_on_the_arc():
-    from hf_hrvae.generation_hrvae import slerp
+    from hf_hrvae.models.hrvae.generation_hrvae import slerp
 
     start, end = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     points = slerp(start, end, torch.linspace(0, 1, 5))

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_hrvae import losses_hrvae
-from hf_hrvae.losses_hrvae import TokenNLL, token_nll, use_token_nll
+from hf_hrvae.models.hrvae import losses_hrvae
+from hf_hrvae.models.hrvae.losses_hrvae import TokenNLL, token_nll, use_token_nll
 
 
 def reference(logits, targets):

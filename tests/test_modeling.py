@@ -5,9 +5,9 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from hf_hrvae.benchmarking import count_host_syncs
-from hf_hrvae.configuration_hrvae import PRESETS
-from hf_hrvae.modeling_hrvae import masked_mean, real_positions
-from hf_hrvae.recurrence_hrvae import forced_lstm_path, linear_recurrence
+from hf_hrvae.models.hrvae.configuration_hrvae import PRESETS
+from hf_hrvae.models.hrvae.modeling_hrvae import masked_mean, real_positions
+from hf_hrvae.models.hrvae.recurrence_hrvae import forced_lstm_path, linear_recurrence
 
 
 def per_step_reference(model, input_ids):
@@ -195,7 +195,7 @@ def test_weights_start_as_pytorch_defaults(make_model):
 
 
 def test_fast_dropout_keeps_the_expectation_and_the_rate():
-    from hf_hrvae.decoders_hrvae import FastDropout
+    from hf_hrvae.models.hrvae.decoders_hrvae import FastDropout
 
     torch.manual_seed(0)
     dropout = FastDropout(0.5).train()

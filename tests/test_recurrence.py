@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
-from hf_hrvae import decoders_hrvae, recurrence_hrvae
-from hf_hrvae.configuration_hrvae import PRESETS
-from hf_hrvae.recurrence_hrvae import LSTMRecurrence, forced_lstm_path, lstm_layer, use_stepwise_lstm
+from hf_hrvae.models.hrvae import decoders_hrvae, recurrence_hrvae
+from hf_hrvae.models.hrvae.configuration_hrvae import PRESETS
+from hf_hrvae.models.hrvae.recurrence_hrvae import LSTMRecurrence, forced_lstm_path, lstm_layer, use_stepwise_lstm
 
 
 def explicit_lstm(lstm, layer, inputs, h, c):

@@ -73,12 +73,13 @@ def test_the_folder_is_what_an_upload_holds_and_fits_the_limit(shipped):
 @pytest.mark.parametrize("folder", sorted(p.name for p in (REPO_ROOT / "models").iterdir() if p.is_dir()))
 def test_every_shipped_models_code_is_the_packages(folder):
     """The remote code a Hub user runs (trust_remote_code) is the code this package tests; refresh the copies
-    (weights untouched) with `cp hf_hrvae/<file> models/<name>/` whenever a model file changes."""
-    from hf_hrvae.hub import CODE_FILES
+    (weights untouched) with `cp hf_hrvae/models/hrvae/*_hrvae.py models/<name>/` whenever a model file changes."""
+    from hf_hrvae.models.hrvae import CODE_FILES, MODEL_DIR
 
+    assert len(CODE_FILES) == 7 and "modeling_hrvae.py" in CODE_FILES
     stale = [name for name in CODE_FILES
-             if (REPO_ROOT / "models" / folder / name).read_bytes() != (REPO_ROOT / "hf_hrvae" / name).read_bytes()]
-    assert not stale, f"models/{folder}: {stale} differ from hf_hrvae/"
+             if (REPO_ROOT / "models" / folder / name).read_bytes() != (MODEL_DIR / name).read_bytes()]
+    assert not stale, f"models/{folder}: {stale} differ from hf_hrvae/models/hrvae/"
 
 
 def test_loads_with_auto_model_after_importing_hf_hrvae(shipped):
