@@ -433,6 +433,8 @@ __all__ = [
     "runs_markdown",
     "samples_markdown",
     "long_run_markdown",
+    "shipped_markdown",
+    "SHIPPED_RUNS",
     "plot_figure2",
     "merge_curve",
     "fill_markers",
@@ -453,21 +455,55 @@ def fill_markers(text: str, sections: dict) -> str:
     return text
 
 
-def long_run_markdown(records: list[dict], name: str = "e2e-hrvae-inputless-long") -> str:
-    """The per-epoch validation curve and the samples of one run (the shipped model's)."""
+# The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
+SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-decay", "hrvae-e2e": "e2e-hrvae-standard-long"}
+
+
+def _share(value):
+    return "–" if value is None else f"{100 * value:.0f} %"
+
+
+def shipped_markdown(records: list[dict]) -> str:
+    """One test-split table of the shipped models, from their runs' records (`SHIPPED_RUNS`)."""
+    by_name = {r["name"]: r for r in records}
+    lines = ["| model | setting | epochs (exported) | IW-NLL (k) | ELBO-NLL | KL of the used z | AU | MI | BLEU | "
+             "repeats: reconstructions / prior greedy / top-p | paper-protocol NLL (Table 2) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for folder, name in SHIPPED_RUNS.items():
+        r = by_name.get(name)
+        if r is None:
+            lines.append(f"| `{folder}` | (no record {name}.json yet) |" + " |" * 9)
+            continue
+        v, p = r["valid"], r["paper_protocol"]
+        paper = PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {}).get("nll")
+        lines.append(
+            f"| [`{folder}`](../models/{folder}) | {r['setting']} | {r['epochs']} ({r['best_epoch']}) | "
+            f"{_fmt(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | {_fmt(v.get('elbo_nll'))} | {_fmt(v.get('kl'))} | "
+            f"{v.get('active_units')} | {_fmt(v.get('mutual_info'))} | {_fmt(v.get('bleu'), 1)} | "
+            f"{_share(v.get('reconstruction_repeat_rate'))} / {_share(v.get('prior_greedy_repeat_rate'))} / "
+            f"{_share(v.get('prior_top_p_repeat_rate'))} | {_fmt(p.get('nll'))} ({paper if paper is not None else '–'}) |")
+    return "\n".join(lines) + "\n"
+
+
+def long_run_markdown(records: list[dict], name: str = "e2e-hrvae-inputless-decay") -> str:
+    """The per-epoch validation curve and the samples of one run (a shipped model's)."""
     record = next((r for r in records if r["name"] == name), None)
     if record is None:
         return f"(no record {name}.json yet)\n"
     lines = [f"Validation after each epoch (the validation split; "
              f"exported: epoch {record['best_epoch']}, by validation {record.get('metric_for_best_model')}; "
-             "`–`: not computed in that epoch):", "",
-             "| epoch | KL of the used z | AU | MI | reconstruction | ELBO-NLL | IW-NLL (k) | paper-protocol NLL |",
-             "|---|---|---|---|---|---|---|---|"]
+             "BLEU and repeats of greedy reconstructions of a fixed subset of validation sentences; `–`: not "
+             "computed in that epoch):", "",
+             "| epoch | KL of the used z | AU | MI | reconstruction | ELBO-NLL | IW-NLL (k) | paper-protocol NLL | "
+             "BLEU (subset) | repeats: reconstructions / prior greedy |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for v in record["validation_curve"]:
         mark = " **(exported)**" if v["epoch"] == record["best_epoch"] else ""
         lines.append(f"| {v['epoch']}{mark} | {_fmt(v.get('kl'))} | {v.get('active_units', '–')} | "
                      f"{_fmt(v.get('mutual_info'))} | {_fmt(v.get('reconstruction'))} | {_fmt(v.get('elbo_nll'))} | "
-                     f"{_fmt(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | {_fmt(v.get('paper_nll'))} |")
+                     f"{_fmt(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | {_fmt(v.get('paper_nll'))} | "
+                     f"{_fmt(v.get('generation_bleu'), 1)} | {_share(v.get('generation_repeat_rate'))} / "
+                     f"{_share(v.get('prior_greedy_repeat_rate'))} |")
     samples = record.get("samples")
     if samples:
         lines += ["", "The five test sentences of Table 3, reconstructed (greedy from the posterior mean; "
@@ -488,7 +524,9 @@ def results_sections(records: list[dict], figure_link: str, equal_budget_figure_
     figure = (f"![Figure 2 of the equal-budget runs: E2E inputless training curves]({equal_budget_figure_link})\n"
               if equal_budget_figure_link else "(no record of the equal-budget runs yet)\n")
     return {
-        "LONG_RUN": long_run_markdown(records),
+        "SHIPPED": shipped_markdown(records),
+        "LONG_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-e2e-inputless"]),
+        "STANDARD_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-e2e"]),
         "TABLE_EQUAL_BUDGET": equal_budget_markdown(records),
         "FIGURE2_EQUAL_BUDGET": figure,
         "TABLE_E2E": table2_markdown(records, "e2e"),

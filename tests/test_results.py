@@ -18,6 +18,7 @@ from hf_hrvae.results import (
     load_records,
     merge_curve,
     plot_figure2,
+    long_run_markdown,
     results_sections,
     runs_markdown,
     sample_indices,
@@ -213,12 +214,15 @@ def test_long_run_section_shows_the_validation_curve_and_the_samples():
                                                           "wall_time_s": 1.0},
         [], fake_record("e2e", "hrvae", "inputless", 1.0)["samples"], device="test device")
     assert record["name"] == "e2e-hrvae-inputless-long"
-    text = results_sections([record], "f.png")["LONG_RUN"]
+    text = long_run_markdown([record], "e2e-hrvae-inputless-long")
     assert "exported: epoch 2, by validation iw_nll" in text
-    assert "| 1 | 0.01 | 0 | 0.00 | 109.99 | 110.00 | 109.50 (10) | 109.00 |" in text
-    assert "| 2 **(exported)** | 12.00 | 60 | 4.50 | 100.00 | 112.00 | 108.25 (10) | 99.00 |" in text
+    assert "| 1 | 0.01 | 0 | 0.00 | 109.99 | 110.00 | 109.50 (10) | 109.00 | – | – / – |" in text
+    assert "| 2 **(exported)** | 12.00 | 60 | 4.50 | 100.00 | 112.00 | 108.25 (10) | 99.00 | – | – / – |" in text
     assert "1. input: *in 0*" in text and "   - mean: hrvae 0" in text
-    assert results_sections([], "f.png")["LONG_RUN"].startswith("(no record")
+    assert results_sections([], "f.png")["LONG_RUN"].startswith("(no record e2e-hrvae-inputless-decay")
+    shipped = results_sections([record | {"name": "e2e-hrvae-standard-long", "setting": "standard"}], "f.png")
+    assert "| [`hrvae-e2e`](../models/hrvae-e2e) | standard |" in shipped["SHIPPED"]
+    assert "(no record e2e-hrvae-inputless-decay.json yet)" in shipped["SHIPPED"]
 
 
 def test_committed_records_have_the_issue_layout():
