@@ -4,7 +4,7 @@ utilisation, generation, importance-weighted NLL, peak memory. Writes JSON and a
 
     python examples/benchmark.py --output_json bench.json --output_md bench.md
 
-FLOP counting, timing and the sgemm peak live in `hf_hrvae/benchmarking.py`; the naive reference is written here.
+FLOP counting, timing and the sgemm peak live in `hf_hrvae/paper/benchmarking.py`; the naive reference is written here.
 """
 
 import copy
@@ -19,7 +19,7 @@ from torch import nn
 from transformers import HfArgumentParser, LogitsProcessorList, SuppressTokensLogitsProcessor
 
 from hf_hrvae import HRVAEConfig, HRVAEModel, recurrence_hrvae
-from hf_hrvae.benchmarking import (
+from hf_hrvae.paper.benchmarking import (
     count_host_syncs,
     decoding_flops_per_token,
     interleaved_seconds,
@@ -31,7 +31,7 @@ from hf_hrvae.benchmarking import (
     training_flops_per_token,
     with_lstm_path,
 )
-from hf_hrvae.data import EpochSampler, padding_fraction, tokenizer_for
+from hf_hrvae.training.data import EpochSampler, padding_fraction, tokenizer_for
 from hf_hrvae.models.hrvae.recurrence_hrvae import forced_lstm_path
 
 
@@ -136,7 +136,7 @@ def training_run(model, step_fn, batches, autocast="no"):
 
 def host_syncs(model, batch, autocast) -> dict:
     """`{"operation at file:line": count}` for one fused training step: the read-backs and data-dependent shapes a
-    GPU would stop for (`hf_hrvae.benchmarking.count_host_syncs`; counted the same way on any device)."""
+    GPU would stop for (`hf_hrvae.paper.benchmarking.count_host_syncs`; counted the same way on any device)."""
     probe = copy.deepcopy(model)
     with count_host_syncs() as calls:
         training_run(probe, lambda b: probe(**b, labels=b["input_ids"]).loss, [batch], autocast)()

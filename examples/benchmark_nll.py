@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from transformers import HfArgumentParser
 
-from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds, write_table
+from hf_hrvae.paper.benchmarking import comparison_cells, interleaved_seconds, write_table
 from hf_hrvae.models.hrvae.losses_hrvae import TokenNLL
 
 

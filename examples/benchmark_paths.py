@@ -13,7 +13,7 @@ import torch
 from transformers import HfArgumentParser
 
 from hf_hrvae import HRVAEConfig, HRVAEModel
-from hf_hrvae.benchmarking import comparison_cells, interleaved_seconds, write_table, with_lstm_path
+from hf_hrvae.paper.benchmarking import comparison_cells, interleaved_seconds, write_table, with_lstm_path
 
 
 @dataclass

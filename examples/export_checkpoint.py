@@ -5,12 +5,12 @@
         --output_dir out/e2e-epoch4 --reason "the last collapsed epoch, for the probes' contrast"
 
 The folder loads with `AutoModel.from_pretrained`; its `train_results.json` and model card say which epoch it is
-and why it was chosen (`--reason`). The logic lives in `hf_hrvae/checkpoints.py`.
+and why it was chosen (`--reason`). The logic lives in `hf_hrvae/training/checkpoints.py`.
 """
 
 from dataclasses import dataclass, field
 
-from hf_hrvae.checkpoints import export_checkpoint
+from hf_hrvae.training.checkpoints import export_checkpoint
 from hf_hrvae.scripts import parse_arguments, run_script
 
 

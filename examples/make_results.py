@@ -4,7 +4,7 @@
     python examples/make_results.py --results_dir results --document docs/results.md
 
 Only the text between `<!-- BEGIN x -->` / `<!-- END x -->` markers is replaced; the logic lives in
-`hf_hrvae/results.py`.
+`hf_hrvae/paper/results.py`.
 """
 
 import os
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from hf_hrvae.results import EQUAL_BUDGET_RUNS, fill_markers, load_records, plot_figure2, results_sections
+from hf_hrvae.paper.results import EQUAL_BUDGET_RUNS, fill_markers, load_records, plot_figure2, results_sections
 
 
 @dataclass

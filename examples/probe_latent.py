@@ -4,14 +4,14 @@
     python examples/probe_latent.py --model_name_or_path models/hrvae-e2e-inputless \
         --dataset_name ../shared/data/e2e_nlg --output_file out/probes.json --figure out/latents.png
 
-Prints the probe table; the logic lives in `hf_hrvae/analysis.py`.
+Prints the probe table; the logic lives in `hf_hrvae/paper/analysis.py`.
 """
 
 import os
 import shlex
 import sys
 
-from hf_hrvae.analysis import ProbeArguments, run_probes
+from hf_hrvae.paper.analysis import ProbeArguments, run_probes
 from hf_hrvae.scripts import parse_arguments, run_script
 
 

@@ -7,7 +7,7 @@
 
 Each run is `examples/train.py` then `examples/evaluate.py` (subprocesses, logs in `{work_dir}/{name}/`), then the
 record (samples from the trained model). `--parallel N` runs N at a time (a GPU holds several). The run names and
-the record layout live in `hf_hrvae/results.py`.
+the record layout live in `hf_hrvae/paper/results.py`.
 """
 
 import json
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from hf_hrvae.results import RunSpec, build_record, qualitative_samples
+from hf_hrvae.paper.results import RunSpec, build_record, qualitative_samples
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,7 +60,7 @@ def collect(spec: RunSpec, args: ReproduceArguments) -> Path:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from hf_hrvae.data import load_text_splits
+    from hf_hrvae.training.data import load_text_splits
     from hf_hrvae.plotting import read_step_log
 
     run_dir = Path(args.work_dir) / spec.name

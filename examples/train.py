@@ -3,7 +3,7 @@
 
     accelerate launch examples/train.py --dataset_name ../shared/data/e2e_nlg --setting inputless --output_dir out/e2e
 
-The loop lives in `hf_hrvae/training.py`; `--help` lists every flag.
+The loop lives in `hf_hrvae/training/trainer.py`; `--help` lists every flag.
 """
 
 import logging

@@ -257,7 +257,7 @@ def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dic
     from torch.utils.data import DataLoader
     from transformers import DataCollatorWithPadding
 
-    from .data import load_text_splits, tokenize_splits
+    from .training.data import load_text_splits, tokenize_splits
     from .scripts import load_pretrained
 
     accelerator = Accelerator()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 
-from .data import find_corpus
+from .training.data import find_corpus
 from .errors import EvaluationMismatchError, HubError, ModelNotFoundError, OutputExistsError
 from .models.hrvae import CODE_FILES  # the model folder's modules, which travel as remote code
 

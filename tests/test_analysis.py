@@ -1,4 +1,4 @@
-"""The latent probes of hf_hrvae/analysis.py: MR parsing, the linear probe, PCA, the probe run end to end."""
+"""The latent probes of hf_hrvae/paper/analysis.py: MR parsing, the linear probe, PCA, the probe run end to end."""
 
 import csv
 import json
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from hf_hrvae.analysis import (
+from hf_hrvae.paper.analysis import (
     ABSENT,
     LinearProbe,
     attribute_labels,

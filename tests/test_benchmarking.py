@@ -7,7 +7,7 @@ import torch
 
 import hf_hrvae
 from hf_hrvae import HRVAEConfig
-from hf_hrvae.benchmarking import (
+from hf_hrvae.paper.benchmarking import (
     comparison_cells,
     count_host_syncs,
     decoding_flops_per_token,
@@ -96,7 +96,7 @@ def test_package_file_test_decides_by_the_resolved_directory(tmp_path):
     package_dir = Path(hf_hrvae.__file__).resolve().parent
     assert in_package(str(package_dir / "modeling_hrvae.py"))
     assert in_package(str(package_dir / "sub" / ".." / "training.py"))
-    assert not in_package(str(package_dir / "benchmarking.py"))  # the counter itself
+    assert not in_package(str(package_dir / "paper" / "benchmarking.py"))  # the counter itself
     assert not in_package(str(package_dir.parent / "tests" / "test_x.py"))
     assert not in_package(str(tmp_path / "hf_hrvae" / "modeling_hrvae.py"))
     assert not in_package("<frozen runpy>") and not in_package("")

@@ -4,7 +4,7 @@ import logging
 import pytest
 import torch
 
-from hf_hrvae.data import (
+from hf_hrvae.training.data import (
     DatasetUnavailableError,
     EpochSampler,
     find_corpus,
@@ -43,7 +43,7 @@ def test_unreachable_hub_says_how_to_use_a_local_copy():
 def test_blank_lines_are_dropped_and_counted(tmp_path, caplog):
     rows = {"train": [["a b"], [" "], ["   "], ["c d"]], "validation": [["a"]], "test": [["b"]]}
     folder = write_folder(tmp_path, "corpus", rows)
-    with caplog.at_level(logging.WARNING, logger="hf_hrvae.data"):
+    with caplog.at_level(logging.WARNING, logger="hf_hrvae.training.data"):
         splits = load_text_splits(folder)
     assert splits["train"]["text"] == ["a b", "c d"]
     assert "train: dropped 2 blank lines of 4" in caplog.text

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hf_hrvae import HRVAEModel
-from hf_hrvae.embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
+from hf_hrvae.training.embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from test_training import tiny_args
 from hf_hrvae.training import Trainer
 

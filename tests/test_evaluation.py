@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding
 
 from conftest import REPO_ROOT
-from hf_hrvae.data import load_text_splits, tokenize_splits
+from hf_hrvae.training.data import load_text_splits, tokenize_splits
 from hf_hrvae.evaluation import (
     IW_STREAM,
     active_units,

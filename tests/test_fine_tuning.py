@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from hf_hrvae import HRVAEConfig, HRVAEModel, build_tokenizer
-from hf_hrvae.fine_tuning import adapt_vocabulary
+from hf_hrvae.training.fine_tuning import adapt_vocabulary
 from hf_hrvae.tokenization_hrvae import extend_tokenizer, unk_share
 from hf_hrvae.training import TrainingArguments, train
 from test_own_data import SENTENCES, write_lines

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from hf_hrvae.benchmarking import count_host_syncs
+from hf_hrvae.paper.benchmarking import count_host_syncs
 from hf_hrvae.models.hrvae.configuration_hrvae import PRESETS
 from hf_hrvae.models.hrvae.modeling_hrvae import masked_mean, real_positions
 from hf_hrvae.models.hrvae.recurrence_hrvae import forced_lstm_path, linear_recurrence

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
-from hf_hrvae.data import DataError, load_text_splits
+from hf_hrvae.training.data import DataError, load_text_splits
 from hf_hrvae.scripts import ModelNotFoundError, load_pretrained
 from hf_hrvae.training import TrainingArguments, train
 

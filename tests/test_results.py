@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
-from hf_hrvae.results import (
+from hf_hrvae.paper.results import (
     EQUAL_BUDGET_RUNS,
     PAPER_TABLE2,
     RunSpec,

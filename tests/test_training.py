@@ -367,7 +367,7 @@ def test_two_cpu_processes_split_the_data_and_agree_with_one(e2e_folder, tmp_pat
     from torch.utils.data import DataLoader
     from transformers import DataCollatorWithPadding
 
-    from hf_hrvae.data import load_text_splits, tokenize_splits
+    from hf_hrvae.training.data import load_text_splits, tokenize_splits
     from hf_hrvae.evaluation import evaluate_elbo
 
     out = tmp_path / "ddp"
@@ -422,7 +422,7 @@ def test_time_budget_stops_between_epochs_and_records_how_many_ran(e2e_folder, t
 
 
 def test_a_checkpoint_exports_as_the_model_of_its_epoch(e2e_folder, tmp_path):
-    from hf_hrvae.checkpoints import export_checkpoint
+    from hf_hrvae.training.checkpoints import export_checkpoint
     from hf_hrvae.hub import build_model_card
 
     out = tmp_path / "run"

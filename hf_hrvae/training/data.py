@@ -9,8 +9,8 @@ from datasets import DatasetDict, load_dataset
 from torch.utils.data import Sampler
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from .errors import DataError, DatasetUnavailableError
-from .tokenization_hrvae import build_tokenizer
+from ..errors import DataError, DatasetUnavailableError
+from ..tokenization_hrvae import build_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .evaluation import active_units, mutual_information
-from .plotting import save_figure
+from ..evaluation import active_units, mutual_information
+from ..plotting import save_figure
 
 E2E_ATTRIBUTES = ("name", "eatType", "food", "priceRange", "customer rating", "area", "familyFriendly", "near")
 ABSENT = "<absent>"  # an attribute the MR does not mention is a class of its own
@@ -179,9 +179,9 @@ class ProbeArguments:
 def run_probes(args: ProbeArguments, command: str | None = None) -> dict:
     """Encode E2E's train and test splits, fit and score the probes, MI and AU of the test latents, a picture and
     an interpolation between two test sentences whose MRs differ; write `args.output_file`."""
-    from .data import load_raw_dataset
-    from .errors import DataError
-    from .scripts import load_pretrained
+    from ..training.data import load_raw_dataset
+    from ..errors import DataError
+    from ..scripts import load_pretrained
 
     model, tokenizer = load_pretrained(args.model_name_or_path)
     model.eval()

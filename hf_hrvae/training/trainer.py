@@ -6,7 +6,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -14,225 +14,27 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, SchedulerType, get_scheduler
+from transformers import DataCollatorWithPadding, get_scheduler
 
+from .arguments import TrainingArguments, build_model_config
 from .checkpoints import CHECKPOINT_DIR, STATE_FILE, find_checkpoint, list_checkpoints
-from .models.hrvae.configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
 from .data import (EpochSampler, default_min_frequency, load_text_splits, padding_fraction, tokenize_splits,
                    tokenizer_for)
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
-from .evaluation import evaluate_model
+from ..evaluation import evaluate_model
 from .fine_tuning import adapt_vocabulary
-from .models.hrvae.modeling_hrvae import HRVAEModel
-from .plotting import plot_training_curves
-from .results import device_description, sample_indices
-from .scripts import load_pretrained
-from .text_quality import prior_sample_metrics
+from ..models.hrvae.modeling_hrvae import HRVAEModel
+from ..plotting import plot_training_curves
+from .utils import device_description, sample_indices
+from ..scripts import load_pretrained
+from ..text_quality import prior_sample_metrics
 
 logger = logging.getLogger(__name__)
 
 LOG_FILE = "train_log.jsonl"
 
-# What --metric_for_best_model can choose (lower is better for all of them) and what each one is.
-BEST_MODEL_METRICS = {
-    "elbo_nll": "validation ELBO-NLL (a bound on the NLL)",
-    "iw_nll": "validation importance-weighted NLL (a bound, tighter than the ELBO)",
-    "paper_nll": "validation NLL of the authors' protocol (posterior-mean decoding + time-averaged KL: not a bound)",
-    "reconstruction": "validation reconstruction loss -log p(x | z), z ~ q(z | x) (not a bound: the KL is left out)",
-}
-DEFAULT_EVAL_IW_SAMPLES = 10
-
-
-@dataclass
-class TrainingArguments:
-    """Flags of `examples/train.py` (HF `run_*_no_trainer` style)."""
-
-    output_dir: str = field(metadata={"help": "where the best model, logs, curves and checkpoints go"})
-    dataset_name: str | None = field(default=None, metadata={
-        "help": "ptb, e2e, a Hub id, a local folder such as ../shared/data/e2e_nlg (train/validation[/test] files) "
-                "or a single file (its training split); or give --train_file"})
-    train_file: str | None = field(default=None, metadata={
-        "help": "your own training text: .txt (one sentence a line), .csv or .json/.jsonl (--text_column)"})
-    validation_file: str | None = field(default=None, metadata={"help": "like --train_file"})
-    test_file: str | None = field(default=None, metadata={"help": "like --train_file (optional for training)"})
-    validation_split_percentage: float = field(default=5, metadata={
-        "help": "without validation data, this share of the training sentences is held out as validation"})
-    text_column: str | None = field(default=None, metadata={"help": "column holding the text (known for ptb/e2e)"})
-    setting: str = field(default="standard", metadata={"choices": list(SETTINGS)})
-    num_train_epochs: int = 10
-    max_train_steps: int | None = field(default=None, metadata={"help": "overrides num_train_epochs"})
-    per_device_train_batch_size: int = field(default=128, metadata={"help": "the paper's maximum: 128"})
-    per_device_eval_batch_size: int = 128
-    learning_rate: float = field(default=1e-4, metadata={"help": "Adam, as the paper"})
-    lr_scheduler_type: str = field(default="constant", metadata={
-        "choices": [kind.value for kind in SchedulerType],
-        "help": "transformers' get_scheduler: constant (the paper), linear, cosine, ...; over --num_train_epochs "
-                "(or --max_train_steps), after --num_warmup_steps"})
-    num_warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up of the lr scheduler"})
-    model_name_or_path: str | None = field(default=None, metadata={
-        "help": "start from a saved model folder (its weights, config and tokenizer) with a fresh optimizer; the "
-                "model options and --preset then come from the folder; its vocabulary grows with the training "
-                "data's new words seen --min_frequency times (new rows start as <unk>'s)"})
-    keep_vocabulary: bool = field(default=False, metadata={
-        "help": "with --model_name_or_path: keep the model's vocabulary (new words stay <unk>; their share is "
-                "logged)"})
-    weight_decay: float = field(default=1e-5, metadata={"help": "L2 in Adam, as the authors' code"})
-    adam_epsilon: float = field(default=1e-6, metadata={"help": "as the authors' code"})
-    max_grad_norm: float = field(default=0.0, metadata={"help": "clip gradients to this norm; 0: no clipping (paper)"})
-    seed: int = 42
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    min_frequency: int | None = field(default=None, metadata={"help": "vocabulary: default 4 for e2e, 1 otherwise"})
-    max_vocab_size: int | None = None
-    gradient_accumulation_steps: int = 1
-    mixed_precision: str | None = field(default=None, metadata={
-        "choices": ["no", "bf16", "fp16"],
-        "help": "autocast of the training forward (default: accelerate's config); validation always runs in fp32"})
-    checkpointing_steps: str | None = field(default=None, metadata={"help": "'epoch' or a number of steps"})
-    checkpoints_total_limit: int | None = field(default=None, metadata={"help": "keep only the newest N checkpoints"})
-    resume_from_checkpoint: str | None = field(default=None, metadata={
-        "help": "'latest', a checkpoint folder (OUTPUT_DIR/checkpoints/step_N), or a folder holding checkpoints "
-                "(OUTPUT_DIR or OUTPUT_DIR/checkpoints: its newest)"})
-    with_tracking: bool = False
-    report_to: str = field(default="all", metadata={"help": "accelerate trackers (tensorboard, wandb, ...)"})
-    metric_for_best_model: str = field(default="elbo_nll", metadata={
-        "choices": list(BEST_MODEL_METRICS),
-        "help": "the validation metric that chooses the exported epoch and drives early stopping (lower is better): "
-                "elbo_nll (a bound), iw_nll (importance-weighted, a tighter bound; --eval_iw_samples), paper_nll "
-                "(the authors' choice: not a bound), reconstruction (not a bound)"})
-    eval_iw_samples: int | None = field(default=None, metadata={
-        "help": f"importance samples per validation sentence for iw_nll (default {DEFAULT_EVAL_IW_SAMPLES} with "
-                "--metric_for_best_model iw_nll, otherwise 0: not computed)"})
-    eval_full_every_epochs: int = field(default=1, metadata={
-        "help": "compute validation's two slow metrics, IW-NLL (with --eval_iw_samples) and MI, every N epochs (and "
-                "at the last) instead of every epoch; must be 1 with --metric_for_best_model iw_nll"})
-    eval_generation_samples: int = field(default=100, metadata={
-        "help": "every validation: greedy reconstructions of this many fixed validation sentences (BLEU, repeat "
-                "rate) and as many prior samples (repeat rate, distinct-1/2); 0: none"})
-    early_stopping_patience: int | None = field(default=None, metadata={
-        "help": "stop after this many validations without a better --metric_for_best_model"})
-    group_by_length: bool = field(default=False, metadata={
-        "help": "shuffled batches of sentences of similar length (less padding)"})
-    batch_order: str = field(default="shuffled", metadata={
-        "choices": ["shuffled", "sorted"],
-        "help": "shuffled: a new order every epoch (random, or length groups with --group_by_length); sorted: the "
-                "authors' code's order, the corpus sorted by length cut into consecutive batches, the same every "
-                "epoch, shortest first"})
-    preset: str = field(default="hrvae", metadata={"choices": list(PRESETS),
-                                                   "help": "the paper's system to train (docs/baselines.md)"})
-    # Model options: None keeps the preset's value (HRVAEConfig's defaults: 512 / 256 / 2 layers / dropout 0.5 ...).
-    embedding_size: int | None = None
-    hidden_size: int | None = None
-    num_layers: int | None = None
-    latent_size: int | None = None
-    dropout: float | None = None
-    word_dropout: float | None = None
-    kl_weight: float | None = None
-    kl_reduction: str | None = field(default=None, metadata={"choices": ["mean", "sum"]})
-    kl_regularisation: str | None = field(default=None, metadata={"choices": ["holistic", "last", "last_beta"]})
-    kl_annealing: str | None = field(default=None, metadata={"choices": ["none", "linear", "sigmoid", "cyclical"]})
-    kl_anneal_steps: int | None = None
-    kl_anneal_k: float | None = None
-    kl_anneal_x0: int | None = None
-    kl_cycle_length: int | None = None
-    kl_cycle_ratio: float | None = None
-    decoder_type: str | None = field(default=None, metadata={"choices": ["lstm", "cnn"]})
-    latent_distribution: str | None = field(default=None, metadata={"choices": ["gaussian", "vmf"]})
-    vmf_kappa: float | None = None
-    free_bits: float | None = None
-    free_bits_per_dim: bool | None = None
-    bn_vae: bool | None = None
-    bn_gamma: float | None = None
-    init_embeddings: str = field(default="none", metadata={
-        "choices": ["none", "word2vec"],
-        "help": "word2vec: initialise the word embeddings with word2vec (gensim) trained on the training split, as "
-                "the paper; the vectors are cached"})
-    embeddings_cache_dir: str | None = field(default=None, metadata={
-        "help": "cache of the word2vec vectors (default ~/.cache/hf_hrvae/word2vec or $HF_HRVAE_CACHE/word2vec)"})
-    max_train_minutes: float | None = field(default=None, metadata={
-        "help": "time budget: no epoch starts that would end after it (predicted from the last epoch's time)"})
-    max_decode_length: int = 128
-    push_to_hub: bool = field(default=False, metadata={"help": "upload the best model and its card at the end"})
-    hub_model_id: str | None = field(default=None, metadata={"help": "the Hub repository, e.g. user/hrvae-e2e"})
-    hub_private: bool = False
-
-    def __post_init__(self):
-        if (self.dataset_name is None) == (self.train_file is None):
-            raise ValueError("Give the data as --dataset_name (a corpus, a Hub id, a folder or a file) or as "
-                             "--train_file [--validation_file] [--test_file], not both and not neither.")
-        if self.dataset_name is not None and (self.validation_file or self.test_file):
-            raise ValueError("--validation_file and --test_file go with --train_file, not with --dataset_name.")
-        if not 0 < self.validation_split_percentage < 100:
-            raise ValueError(f"--validation_split_percentage must be in (0, 100), got "
-                             f"{self.validation_split_percentage}.")
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
-        if self.per_device_train_batch_size > 128:
-            logger.warning("--per_device_train_batch_size > 128: the paper's batches hold at most 128 sentences.")
-        if self.checkpointing_steps not in (None, "epoch") and not str(self.checkpointing_steps).isdigit():
-            raise ValueError(f"--checkpointing_steps must be 'epoch' or a positive integer, got {self.checkpointing_steps!r}.")
-        if self.push_to_hub and not self.hub_model_id:
-            raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/hrvae-e2e).")
-        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
-            raise ValueError(f"--max_train_minutes must be > 0, got {self.max_train_minutes}.")
-        if self.max_train_steps is None and self.num_train_epochs < 1:
-            raise ValueError("--num_train_epochs must be >= 1 (or give --max_train_steps).")
-        if self.batch_order not in ("shuffled", "sorted"):
-            raise ValueError(f"--batch_order must be 'shuffled' or 'sorted', got {self.batch_order!r}.")
-        if self.batch_order == "sorted" and self.group_by_length:
-            raise ValueError("--batch_order sorted is the authors' fixed length-sorted order: leave out "
-                             "--group_by_length (which shuffles length groups).")
-        if self.num_warmup_steps < 0:
-            raise ValueError(f"--num_warmup_steps must be >= 0, got {self.num_warmup_steps}.")
-        if self.lr_scheduler_type not in {kind.value for kind in SchedulerType}:
-            raise ValueError(f"--lr_scheduler_type must be one of {[kind.value for kind in SchedulerType]}, "
-                             f"got {self.lr_scheduler_type!r}.")
-        if self.model_name_or_path is not None:
-            given = [name for name in MODEL_OPTIONS if getattr(self, name) is not None]
-            if given:
-                raise ValueError(f"--model_name_or_path takes the model's options from its folder; leave out "
-                                 f"{', '.join('--' + name for name in given)}.")
-            if self.init_embeddings != "none":
-                raise ValueError("--model_name_or_path starts from trained embeddings: leave out --init_embeddings.")
-            if self.max_vocab_size is not None:
-                raise ValueError("--model_name_or_path keeps the model's vocabulary (extended with new words, or "
-                                 "--keep_vocabulary): leave out --max_vocab_size.")
-        elif self.keep_vocabulary:
-            raise ValueError("--keep_vocabulary applies to --model_name_or_path (a saved model's vocabulary).")
-        if self.metric_for_best_model not in BEST_MODEL_METRICS:
-            raise ValueError(f"--metric_for_best_model must be one of {list(BEST_MODEL_METRICS)}, "
-                             f"got {self.metric_for_best_model!r}.")
-        if self.eval_iw_samples is None:
-            self.eval_iw_samples = DEFAULT_EVAL_IW_SAMPLES if self.metric_for_best_model == "iw_nll" else 0
-        if self.eval_iw_samples < 0:
-            raise ValueError(f"--eval_iw_samples must be >= 0, got {self.eval_iw_samples}.")
-        if self.eval_full_every_epochs < 1 or self.eval_generation_samples < 0:
-            raise ValueError("--eval_full_every_epochs must be >= 1 and --eval_generation_samples >= 0.")
-        if self.metric_for_best_model == "iw_nll" and self.eval_full_every_epochs != 1:
-            raise ValueError("--metric_for_best_model iw_nll compares every epoch's IW-NLL: leave "
-                             "--eval_full_every_epochs at 1.")
-        if self.metric_for_best_model == "iw_nll" and self.eval_iw_samples == 0:
-            raise ValueError("--metric_for_best_model iw_nll needs --eval_iw_samples >= 1.")
-
-
 class NonFiniteLossError(RuntimeError):
     pass
-
-
-MODEL_OPTIONS = (
-    "embedding_size", "hidden_size", "num_layers", "latent_size", "dropout", "word_dropout", "kl_weight",
-    "kl_reduction", "kl_regularisation", "kl_annealing", "kl_anneal_steps", "kl_anneal_k", "kl_anneal_x0",
-    "kl_cycle_length", "kl_cycle_ratio", "decoder_type", "latent_distribution", "vmf_kappa", "free_bits",
-    "free_bits_per_dim", "bn_vae", "bn_gamma",
-)
-
-
-def build_model_config(args: TrainingArguments, vocab_size: int) -> HRVAEConfig:
-    """The preset's configuration with the options given on the command line on top."""
-    overrides = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
-    return HRVAEConfig.from_preset(args.preset, vocab_size=vocab_size, setting=args.setting,
-                                   max_decode_length=args.max_decode_length, **overrides)
 
 
 class Trainer:
@@ -598,7 +400,7 @@ class Trainer:
             plot_training_curves(self.output_dir / LOG_FILE, self.output_dir / "training_curves.png",
                                  title=f"{Path(self.args.dataset_name or self.args.train_file).name} — {self.args.setting}")
             if self.args.push_to_hub:
-                from .hub import push_folder
+                from ..hub import push_folder
 
                 commit = push_folder(self.output_dir, self.args.hub_model_id, private=self.args.hub_private)
                 logger.info(f"Pushed to {getattr(commit, 'commit_url', self.args.hub_model_id)}")
@@ -632,4 +434,4 @@ def train(args: TrainingArguments, callbacks=(), command: str | None = None) -> 
     return Trainer(args, callbacks, command).run()
 
 
-__all__ = ["TrainingArguments", "Trainer", "train", "NonFiniteLossError", "find_checkpoint", "BEST_MODEL_METRICS"]
+__all__ = ["Trainer", "train", "NonFiniteLossError", "renumbered_entry", "upgrade_state", "LOG_FILE"]

@@ -7,14 +7,14 @@ A record holds the test-split evaluation JSON of `examples/evaluate.py` plus `co
 
 import json
 import math
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .models.hrvae.configuration_hrvae import PRESETS, SETTINGS
-from .plotting import save_figure
+from ..models.hrvae.configuration_hrvae import PRESETS, SETTINGS
+from ..plotting import save_figure
+from ..training.utils import device_description, sample_indices  # noqa: F401  (re-exported)
 
 DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
 # Extra flags of a named variant of a run (`e2e-hrvae-inputless-word2vec`).
@@ -119,12 +119,6 @@ class RunSpec:
                 "--split", "test", "--iw_samples", str(iw_samples), "--output_file", str(output_file), *extra]
 
 
-def device_description() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
-
-
 def downsample_curve(entries: list[dict], points: int = 300) -> dict:
     """Means over consecutive windows of the per-step training log: at most `points` values per key
     (`step` is each window's last step)."""
@@ -138,11 +132,6 @@ def downsample_curve(entries: list[dict], points: int = 300) -> dict:
         for key in ("reconstruction", "kl_holistic", "kl_last"):
             curve[key].append(round(sum(entry[key] for entry in chunk) / len(chunk), 4))
     return curve
-
-
-def sample_indices(count: int, how_many: int = 5) -> list[int]:
-    """Evenly spaced sentence indices (fixed, so every system reconstructs the same sentences)."""
-    return [i * count // how_many for i in range(how_many)]
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .models.hrvae.recurrence_hrvae import forced_lstm_path
+from ..models.hrvae.recurrence_hrvae import forced_lstm_path
 
 
 def matmul_flops(rows: int, inner: int, cols: int) -> int:

@@ -2,7 +2,7 @@
 
 import logging
 
-from .tokenization_hrvae import extend_tokenizer, unk_share
+from ..tokenization_hrvae import extend_tokenizer, unk_share
 
 logger = logging.getLogger(__name__)
 

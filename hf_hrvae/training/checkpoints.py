@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .errors import CheckpointNotFoundError, ModelNotFoundError, OutputExistsError
+from ..errors import CheckpointNotFoundError, ModelNotFoundError, OutputExistsError
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -51,8 +51,8 @@ def export_checkpoint(run_dir, checkpoint, output_dir, reason: str) -> dict:
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from .models.hrvae.configuration_hrvae import HRVAEConfig
-    from .models.hrvae.modeling_hrvae import HRVAEModel
+    from ..models.hrvae.configuration_hrvae import HRVAEConfig
+    from ..models.hrvae.modeling_hrvae import HRVAEModel
 
     run_dir, checkpoint, output_dir = Path(run_dir), Path(checkpoint), Path(output_dir)
     if not (run_dir / "config.json").exists():
