@@ -262,7 +262,7 @@ def test_committed_equal_budget_records_share_the_budget_and_settings():
 
 def test_reproduce_trains_evaluates_and_records_a_run(e2e_folder, tmp_path):
     data_root = os.path.dirname(e2e_folder)
-    command = [sys.executable, str(REPO_ROOT / "examples" / "reproduce.py"), "--runs", "e2e-hrvae-inputless",
+    command = [sys.executable, str(REPO_ROOT / "examples" / "paper" / "reproduce.py"), "--runs", "e2e-hrvae-inputless",
                "--data_root", data_root, "--work_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "res"),
                "--num_train_epochs", "1", "--iw_samples", "3",
                "--train_extra", "--max_train_samples 64 --max_eval_samples 16 --embedding_size 8 --hidden_size 8",
@@ -272,7 +272,7 @@ def test_reproduce_trains_evaluates_and_records_a_run(e2e_folder, tmp_path):
     record = json.loads((tmp_path / "res" / "e2e-hrvae-inputless.json").read_text())
     assert record["epochs"] == 1 and record["num_sentences"] == 12 and record["valid"]["iw_samples"] == 3
     assert "--preset hrvae --setting inputless" in record["command"]
-    assert record["reproduce_command"].startswith("python examples/reproduce.py --runs e2e-hrvae-inputless")
+    assert record["reproduce_command"].startswith("python examples/paper/reproduce.py --runs e2e-hrvae-inputless")
     assert len(record["samples"]["reconstructions"]) == 5 and len(record["samples"]["prior_samples"]) == 5
 
     # --evaluate_only evaluates the trained run again without training it again

@@ -1,4 +1,4 @@
-"""Helpers of `examples/benchmark.py`: model FLOPs from the config, the machine's matmul peak, timing."""
+"""Helpers of `examples/benchmarks/benchmark.py`: model FLOPs from the config, the machine's matmul peak, timing."""
 
 import collections
 import contextlib

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Regenerate the tables, samples and Figure 2 of docs/results.md from the records in results/.
 
-    python examples/make_results.py --results_dir results --document docs/results.md
+    python examples/paper/make_results.py --results_dir results --document docs/results.md
 
 Only the text between `<!-- BEGIN x -->` / `<!-- END x -->` markers is replaced; the logic lives in
 `hf_hrvae/paper/results.py`.

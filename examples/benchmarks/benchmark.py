@@ -2,7 +2,7 @@
 """Benchmark HRVAEModel: training step against a naive per-step implementation of the same maths, hardware
 utilisation, generation, importance-weighted NLL, peak memory. Writes JSON and a markdown table.
 
-    python examples/benchmark.py --output_json bench.json --output_md bench.md
+    python examples/benchmarks/benchmark.py --output_json bench.json --output_md bench.md
 
 FLOP counting, timing and the sgemm peak live in `hf_hrvae/paper/benchmarking.py`; the naive reference is written here.
 """

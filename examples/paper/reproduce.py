@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Reproduce Table 2 / Figure 2 / Table 3: train, evaluate on the test split and record each run in
-`results/{dataset}-{preset}-{setting}[-{variant}].json`; then `examples/make_results.py` writes docs/results.md.
+`results/{dataset}-{preset}-{setting}[-{variant}].json`; then `examples/paper/make_results.py` writes docs/results.md.
 
-    python examples/reproduce.py --runs e2e-hrvae-inputless e2e-vae-lstm-base-inputless \
+    python examples/paper/reproduce.py --runs e2e-hrvae-inputless e2e-vae-lstm-base-inputless \
         --max_train_minutes 120 --iw_samples 500 --parallel 1
 
 Each run is `examples/train.py` then `examples/evaluate.py` (subprocesses, logs in `{work_dir}/{name}/`), then the
@@ -25,6 +25,7 @@ from transformers import HfArgumentParser
 from hf_hrvae.paper.results import RunSpec, build_record, qualitative_samples
 
 HERE = Path(__file__).resolve().parent
+SCRIPTS = HERE.parent  # examples/: train.py, evaluate.py
 
 
 @dataclass
@@ -90,14 +91,14 @@ def run_one(spec: RunSpec, args: ReproduceArguments, env: dict) -> str:
             train = ["--num_train_epochs", str(args.num_train_epochs), *shlex.split(args.train_extra)]
             if args.max_train_minutes:
                 train += ["--max_train_minutes", str(args.max_train_minutes)]
-            run_logged([sys.executable, str(HERE / "train.py"), *spec.training_args(args.data_root, run_dir, train)],
+            run_logged([sys.executable, str(SCRIPTS / "train.py"), *spec.training_args(args.data_root, run_dir, train)],
                        run_dir / "train.log", env)
         k = args.iw_samples if spec.preset == "hrvae" else (args.iw_samples_baselines or args.iw_samples)
         evaluation = spec.evaluation_args(args.data_root, run_dir, run_dir / "eval_test.json", k,
                                           ["--batch_size", str(args.eval_batch_size),
                                            "--rows_per_chunk", str(args.rows_per_chunk),
                                            *shlex.split(args.eval_extra)])
-        run_logged([sys.executable, str(HERE / "evaluate.py"), *evaluation], run_dir / "evaluate.log", env)
+        run_logged([sys.executable, str(SCRIPTS / "evaluate.py"), *evaluation], run_dir / "evaluate.log", env)
     run_logged([sys.executable, __file__, "--collect_only", "--parallel", "1", "--runs", spec.name,
                 "--work_dir", args.work_dir, "--results_dir", args.results_dir, "--data_root", args.data_root],
                run_dir / "collect.log", {**env, "HRVAE_COLLECT_CHILD": "1"})
@@ -115,7 +116,7 @@ def main():
     threads = max(1, (os.cpu_count() or 1) // args.parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
            "HRVAE_REPRODUCE_COMMAND": shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
-           "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(SCRIPTS.parent), os.environ.get("PYTHONPATH", "")])}
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         futures = {spec.name: pool.submit(run_one, spec, args, env) for spec in specs}
         failed = []
