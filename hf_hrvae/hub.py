@@ -214,20 +214,33 @@ def exported_epoch(training: dict) -> str:
             f"(`--metric_for_best_model {metric}`)")
 
 
+def portable(command: str | None) -> str | None:
+    """A recorded command as the card shows it: the home directory written `~`, the current directory's prefix
+    dropped (a card never shows a path of the machine that trained)."""
+    import os
+
+    if not command:
+        return command
+    for prefix, shown in ((os.getcwd().rstrip("/") + "/", ""), (os.path.expanduser("~").rstrip("/") + "/", "~/")):
+        if prefix not in ("/", "~/"):
+            command = command.replace(prefix, shown)
+    return command
+
+
 def command_lines(training: dict, command: str | None) -> str:
     """The card's training command: the one invocation, or every invocation of a resumed run with its epochs."""
     invocations = [i for i in training.get("invocations", []) if i.get("command")]
     if len(invocations) <= 1:
         return (f"- Command ({training.get('num_processes', '?')} process(es), "
                 f"{training.get('wall_time_s', 0) / 60:.0f} minutes, {training.get('epochs', '?')} epochs, "
-                f"{training.get('completed_steps', '?')} steps):\n\n```bash\n{command or 'not recorded'}\n```")
+                f"{training.get('completed_steps', '?')} steps):\n\n```bash\n{portable(command) or 'not recorded'}\n```")
     lines = [f"- Commands: {len(invocations)} invocations of the same run, each resuming from the last one's "
              f"checkpoint ({training.get('epochs', '?')} epochs, {training.get('completed_steps', '?')} steps in all):",
              "", "```bash"]
     for invocation in invocations:  # each ends where the next one resumed (the trainer records it on resume)
         end = invocation.get("to_epoch", "?")
         span = f"epoch {end}" if end == invocation["from_epoch"] + 1 else f"epochs {invocation['from_epoch'] + 1}-{end}"
-        lines += [f"# {span}", invocation["command"]]
+        lines += [f"# {span}", portable(invocation["command"])]
     return "\n".join(lines + ["```"])
 
 

@@ -269,3 +269,18 @@ def test_a_local_export_without_repo_id_is_named_by_its_folder(run_folder, tmp_p
     card = (tmp_path / "hrvae-mine" / "README.md").read_text()
     assert front_matter(card)["model-index"][0]["name"] == "hrvae-mine"
     assert "your-name" not in card and str(tmp_path) not in card
+
+
+def test_the_card_shows_no_path_of_the_training_machine(run_folder, tmp_path, monkeypatch):
+    import os
+
+    training = json.loads((run_folder / "train_results.json").read_text())
+    home = os.path.expanduser("~")
+    training["command"] = f"python examples/train.py --output_dir {home}/runs/x --dataset_name {os.getcwd()}/data/e2e"
+    folder = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(run_folder, folder)
+    (folder / "train_results.json").write_text(json.dumps(training))
+    card = str(build_model_card(folder, "someone/x"))
+    assert "--output_dir ~/runs/x --dataset_name data/e2e" in card and home + "/" not in card
