@@ -13,31 +13,15 @@ from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, Mo
 
 from .training.data import find_corpus
 from .errors import EvaluationMismatchError, HubError, ModelNotFoundError, OutputExistsError
+from .metrics import BEST_MODEL_NAMES, metrics_of
 from .models.hrvae import CODE_FILES  # the model folder's modules, which travel as remote code
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 OPTIONAL_FILES = ("special_tokens_map.json", "generation_config.json", "training_curves.png", "train_results.json")
 TAGS = ["vae", "hr-vae", "text-vae", "variational-autoencoder", "lstm", "text-generation", "hf_hrvae"]
-VALID_METRICS = [  # (field, metric type, readable name)
-    ("iw_nll", "nll", "IW-NLL (importance-weighted bound, nats/sentence)"),
-    ("elbo_nll", "nll", "ELBO-NLL (upper bound, nats/sentence)"),
-    ("ppl", "perplexity", "PPL from IW-NLL (per predicted token)"),
-    ("kl", "kl", "KL of the used latent (nats/sentence)"),
-    ("mutual_info", "mutual_information", "Mutual information I_q(x; z)"),
-    ("active_units", "active_units", "Active units"),
-    ("bleu", "bleu", "BLEU of greedy reconstructions"),
-    ("reconstruction_repeat_rate", "repeat_rate", "Greedy reconstructions with a token repeated back-to-back"),
-    ("reference_repeat_rate", "repeat_rate", "References with a token repeated back-to-back"),
-    ("prior_greedy_repeat_rate", "repeat_rate", "Prior samples (greedy) with a token repeated back-to-back"),
-    ("prior_top_p_repeat_rate", "repeat_rate", "Prior samples (top-p 0.9) with a token repeated back-to-back"),
-    ("prior_greedy_distinct_2", "distinct_2", "Distinct-2 of prior samples (greedy)"),
-    ("prior_top_p_distinct_2", "distinct_2", "Distinct-2 of prior samples (top-p 0.9)"),
-]
-PAPER_METRICS = [
-    ("nll", "nll", "NLL, paper protocol (comparison only, not a bound)"),
-    ("kl", "kl", "KL, paper protocol (time-averaged; not the used latent's)"),
-    ("ppl", "perplexity", "PPL, paper protocol (comparison only, not a bound)"),
-]
+# (field, metric type, readable name) of the model-index, per family of evaluate.py's results (hf_hrvae/metrics.py)
+VALID_METRICS = [(m.key, m.card_type, m.label) for m in metrics_of("valid")]
+PAPER_METRICS = [(m.key, m.card_type, m.label) for m in metrics_of("paper_protocol")]
 CITATION = """@inproceedings{li2019stable,
   title     = {A Stable Variational Autoencoder for Text Modelling},
   author    = {Li, Ruizhe and Li, Xiao and Lin, Chenghua and Collinson, Matthew and Mao, Rui},
@@ -193,8 +177,7 @@ def describe(config: dict, setting: str) -> str:
             "no annealing), and the LSTM decoder starts from the last step's latent.")
 
 
-METRIC_NAMES = {"elbo_nll": "ELBO-NLL", "iw_nll": "IW-NLL", "paper_nll": "paper-protocol NLL (not a bound)",
-                "reconstruction": "reconstruction loss (not a bound)"}
+METRIC_NAMES = BEST_MODEL_NAMES  # --metric_for_best_model choices as the card names them
 
 
 def exported_epoch(training: dict) -> str:

@@ -6,17 +6,11 @@ from dataclasses import dataclass, field
 
 from transformers import SchedulerType
 
+from ..metrics import BEST_MODEL_METRICS  # what --metric_for_best_model can choose (all lower-is-better)
 from ..models.hrvae.configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
 
 logger = logging.getLogger("hf_hrvae.training")
 
-# What --metric_for_best_model can choose (lower is better for all of them) and what each one is.
-BEST_MODEL_METRICS = {
-    "elbo_nll": "validation ELBO-NLL (a bound on the NLL)",
-    "iw_nll": "validation importance-weighted NLL (a bound, tighter than the ELBO)",
-    "paper_nll": "validation NLL of the authors' protocol (posterior-mean decoding + time-averaged KL: not a bound)",
-    "reconstruction": "validation reconstruction loss -log p(x | z), z ~ q(z | x) (not a bound: the KL is left out)",
-}
 DEFAULT_EVAL_IW_SAMPLES = 10
 
 
