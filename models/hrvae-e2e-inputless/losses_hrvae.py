@@ -6,7 +6,7 @@ over (and fresh allocations of) a tensor of `tokens x vocabulary` floats — 97 
 computes the same values and gradient in one pass over the saved log-softmax, in place: the softmax is
 `exp(log_softmax)`, and the gradient is `g * (softmax - onehot)`. On this project's 2-core CPU that saves about
 50 ms of the 0.42 s the output layer and the loss take, forward and backward, for a PTB batch
-(`examples/benchmark_nll.py`, docs/performance.md). [`token_nll`] takes it on the CPU when
+(`examples/benchmarks/benchmark_nll.py`, docs/performance.md). [`token_nll`] takes it on the CPU when
 gradients are needed and outside autocast, and `F.cross_entropy` everywhere else (on a GPU its fused kernels
 need fewer launches).
 
