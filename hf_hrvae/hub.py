@@ -177,7 +177,6 @@ def describe(config: dict, setting: str) -> str:
             "no annealing), and the LSTM decoder starts from the last step's latent.")
 
 
-METRIC_NAMES = BEST_MODEL_NAMES  # --metric_for_best_model choices as the card names them
 
 
 def exported_epoch(training: dict) -> str:
@@ -188,7 +187,7 @@ def exported_epoch(training: dict) -> str:
     if epoch is not None and training.get("epochs_counted_from") != 1:
         epoch += 1
     samples = (training.get("best_validation") or {}).get("iw_samples")
-    name = METRIC_NAMES.get(metric, metric) + (f", k = {samples}" if metric == "iw_nll" and samples else "")
+    name = BEST_MODEL_NAMES.get(metric, metric) + (f", k = {samples}" if metric == "iw_nll" and samples else "")
     if training.get("exported_by"):  # examples/export_checkpoint.py: an epoch chosen after the run
         return (f"the exported model is epoch {epoch} of {training.get('epochs', '?')}, exported from its checkpoint: "
                 f"{training['exported_by']} (the run's own choice, by validation {name} with "
