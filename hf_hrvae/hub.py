@@ -179,6 +179,15 @@ def describe(config: dict, setting: str) -> str:
 
 
 
+def stored_dtype(config: dict) -> str:
+    """A sentence for weights stored in a dtype other than float32 (`export_checkpoint.py --dtype bfloat16`)."""
+    dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
+    if dtype == "float32":
+        return ""
+    return (f" The weights are stored in {dtype} (half the size of float32) and load as float32 unless "
+            '`dtype="auto"` is given; the evaluation below is of these stored weights.')
+
+
 def exported_epoch(training: dict) -> str:
     """Which epoch the folder holds and which validation metric chose it (records before `metric_for_best_model`
     chose by ELBO-NLL and counted epochs from 0)."""
@@ -284,7 +293,7 @@ def build_model_card(folder, repo_id: str | None = None, revision: str | None = 
 # {repo_id.split('/')[-1]}
 
 {describe(config, setting)}
-Vocabulary: {config['vocab_size']} word-level tokens.
+Vocabulary: {config['vocab_size']} word-level tokens.{stored_dtype(config)}
 
 ## Load it
 

@@ -444,3 +444,33 @@ def test_a_checkpoint_exports_as_the_model_of_its_epoch(e2e_folder, tmp_path):
         state = json.loads((out / "checkpoints" / "step_6" / STATE_FILE).read_text())
         (out / "checkpoints" / "step_6" / STATE_FILE).write_text(json.dumps({**state, "batch_in_epoch": 3}))
         export_checkpoint(out, out / "checkpoints" / "step_6", tmp_path / "bad", reason="x")
+
+
+def test_a_checkpoint_exports_in_bfloat16_and_loads_as_float32(e2e_folder, tmp_path):
+    from safetensors import safe_open
+
+    from hf_hrvae.hub import build_model_card
+    from hf_hrvae.training.checkpoints import export_checkpoint
+
+    out = tmp_path / "run"
+    Trainer(tiny_args(e2e_folder, out, num_train_epochs=1, checkpointing_steps="epoch")).run()
+    full, half = tmp_path / "fp32", tmp_path / "bf16"
+    export_checkpoint(out, out / "checkpoints" / "step_6", full, reason="fp32")
+    results = export_checkpoint(out, out / "checkpoints" / "step_6", half, reason="bf16", dtype="bfloat16")
+    assert results["weights_dtype"] == "bfloat16"
+    with safe_open(half / "model.safetensors", "pt") as stored:
+        assert {stored.get_tensor(name).dtype for name in stored.keys()} == {torch.bfloat16}
+    size = lambda folder: (folder / "model.safetensors").stat().st_size
+    assert size(half) < 0.55 * size(full)
+    reference, model = AutoModel.from_pretrained(full), AutoModel.from_pretrained(half)
+    assert model.dtype == torch.float32  # by default, whatever the stored dtype
+    for name, tensor in reference.state_dict().items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(model.state_dict()[name], tensor.to(torch.bfloat16).float(), atol=0, rtol=0)
+    assert AutoModel.from_pretrained(half, dtype="auto").dtype == torch.bfloat16
+    batch = AutoTokenizer.from_pretrained(half)(["the eagle is a pub ."], return_tensors="pt")
+    assert model.generate(**batch, max_new_tokens=8).shape[0] == 1  # generates in float32 as it stands
+    assert "stored in bfloat16" in str(build_model_card(half))
+    assert "stored in" not in str(build_model_card(full))
+    with pytest.raises(ValueError, match="--dtype 'float16'"):
+        export_checkpoint(out, out / "checkpoints" / "step_6", tmp_path / "x", reason="x", dtype="float16")
