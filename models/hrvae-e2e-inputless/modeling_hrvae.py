@@ -142,6 +142,15 @@ class HRVAEPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     _no_split_modules = ["HRVAEEncoder", "HRVAEDecoder", "HRVAECNNDecoder"]
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`, but without a `dtype` the model loads in float32, whatever its
+        weights are stored in (a folder may store bfloat16 weights to halve its size: `examples/export_checkpoint.py
+        --dtype bfloat16`); `dtype="auto"` keeps the stored dtype."""
+        if kwargs.get("dtype") is None and kwargs.get("torch_dtype") is None:
+            kwargs["dtype"] = torch.float32
+        return super().from_pretrained(*args, **kwargs)
+
     def _init_weights(self, module):
         # PyTorch's own defaults, like the authors' code (transformers would give LSTMs Xavier weights and zero biases).
         # nn.Embedding.reset_parameters also zeroes the padding row.
