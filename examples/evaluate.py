@@ -9,17 +9,14 @@ Also runs under `accelerate launch`. The logic lives in `hf_hrvae/evaluation.py`
 """
 
 import json
-import os
-import shlex
-import sys
 
 from hf_hrvae.evaluation import EvaluationArguments, run_evaluation
-from hf_hrvae.scripts import parse_arguments, run_script
+from hf_hrvae.scripts import command_line, parse_arguments, run_script
 
 
 def main():
     (args,) = parse_arguments(EvaluationArguments)
-    command = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    command = command_line()
     results = run_evaluation(args, command=command)
     print(json.dumps({key: results[key] for key in ("split", "num_sentences", "valid", "paper_protocol")}, indent=1))
 

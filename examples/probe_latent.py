@@ -7,17 +7,14 @@
 Prints the probe table; the logic lives in `hf_hrvae/paper/analysis.py`.
 """
 
-import os
-import shlex
-import sys
 
 from hf_hrvae.paper.analysis import ProbeArguments, run_probes
-from hf_hrvae.scripts import parse_arguments, run_script
+from hf_hrvae.scripts import command_line, parse_arguments, run_script
 
 
 def main():
     (args,) = parse_arguments(ProbeArguments)
-    command = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    command = command_line()
     results = run_probes(args, command=command)
     print(f"{results['num_train']} train / {results['num_test']} test sentences; MI {results['mutual_info']:.3f}, "
           f"active units {results['active_units']}")

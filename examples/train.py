@@ -7,18 +7,15 @@ The loop lives in `hf_hrvae/training/trainer.py`; `--help` lists every flag.
 """
 
 import logging
-import os
-import shlex
-import sys
 
-from hf_hrvae.scripts import parse_arguments, run_script
+from hf_hrvae.scripts import command_line, parse_arguments, run_script
 from hf_hrvae.training import TrainingArguments, train
 
 
 def main():
     (args,) = parse_arguments(TrainingArguments)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    command = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    command = command_line()
     results = train(args, command=command)
     metric, best = results["metric_for_best_model"], results["best_validation"] or {}
     print(f"best validation {metric} {best.get(metric, float('nan')):.3f} at epoch {results['best_epoch']} "

@@ -52,6 +52,20 @@ def parse_arguments(*dataclass_types):
         parser.error(str(error))
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """The command that started this script, as records and cards show it: `python examples/train.py --flag ...`
+    with the script's path relative to the current directory, or absolute when the script lies outside it (a
+    frozen copy of the code, `~/runs/src-<sha>/examples/train.py`: a relative `../../root/...` would name no
+    path on another machine once the home directory is written `~`)."""
+    import os
+    import shlex
+
+    script, *flags = sys.argv if argv is None else argv
+    relative = os.path.relpath(script)
+    shown = os.path.abspath(script) if relative == ".." or relative.startswith(".." + os.sep) else relative
+    return shlex.join(["python", shown, *flags])
+
+
 def run_script(main) -> None:
     """Run a script's `main()`; a `USER_ERRORS` error ends it with `error: <message>` on stderr and status 1."""
     try:
@@ -61,4 +75,5 @@ def run_script(main) -> None:
         sys.exit(1)
 
 
-__all__ = ["CheckpointNotFoundError", "ModelNotFoundError", "load_pretrained", "USER_ERRORS", "parse_arguments", "run_script"]
+__all__ = ["CheckpointNotFoundError", "ModelNotFoundError", "command_line", "load_pretrained", "USER_ERRORS", "parse_arguments",
+           "run_script"]

@@ -284,3 +284,16 @@ def test_the_card_shows_no_path_of_the_training_machine(run_folder, tmp_path, mo
     (folder / "train_results.json").write_text(json.dumps(training))
     card = str(build_model_card(folder, "someone/x"))
     assert "--output_dir ~/runs/x --dataset_name data/e2e" in card and home + "/" not in card
+
+
+def test_a_script_run_from_a_frozen_copy_is_recorded_by_a_path_that_exists(tmp_path, monkeypatch):
+    from hf_hrvae.hub import portable
+    from hf_hrvae.scripts import command_line
+
+    monkeypatch.chdir(REPO_ROOT)
+    assert command_line(["examples/train.py", "--output_dir", "a b"]) == "python examples/train.py --output_dir 'a b'"
+    frozen = tmp_path / "src-abc" / "examples" / "train.py"  # a git worktree outside the checkout
+    recorded = command_line([str(frozen), "--seed", "1"])
+    assert recorded == f"python {frozen} --seed 1" and not recorded.startswith("python ..")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert portable(recorded) == "python ~/src-abc/examples/train.py --seed 1"  # not "../..~/src-abc/..."
