@@ -12,7 +12,9 @@ from hf_hrvae.paper.results import (
     RunSpec,
     build_record,
     downsample_curve,
+    equal_budget_curves_markdown,
     equal_budget_markdown,
+    fill_documents,
     fill_markers,
     latent_return_epoch,
     load_records,
@@ -138,6 +140,12 @@ def test_document_sections_are_replaced_between_markers_only(tmp_path):
     assert fill_markers(filled, {"TABLE_E2E": "new table\n"}) == filled  # idempotent
     with pytest.raises(ValueError, match="no <!-- BEGIN SAMPLES -->"):
         fill_markers(text, {"SAMPLES": "x"})
+    # two documents: each section goes where its markers are, and one without markers anywhere is an error
+    short, long = text, "log\n<!-- BEGIN SAMPLES -->\n<!-- END SAMPLES -->\n"
+    both = fill_documents({"short": short, "long": long}, {"TABLE_E2E": "t\n", "SAMPLES": "s\n"})
+    assert both == {"short": short.replace("old", "t"), "long": long.replace("-->\n<", "-->\ns\n<")}
+    with pytest.raises(ValueError, match="No document has the markers of RUNS"):
+        fill_documents({"short": short, "long": long}, {"TABLE_E2E": "t\n", "RUNS": "r\n"})
     sections = results_sections(records, "figures/f.png")
     assert "1. input: *in 0*" in sections["SAMPLES"] and "   - HR-VAE: hrvae 0" in sections["SAMPLES"]
     assert "   - VAE-CNN: vae-cnn 0" in sections["SAMPLES"]
@@ -176,20 +184,22 @@ def test_equal_budget_table_lists_the_five_runs_in_report_order(tmp_path):
     assert system_label(records[1]) == "HR-VAE (β ≈ 1/n ablation)" and system_label(records[2]) == "HR-VAE"
     assert system_label(records[3]) == "HR-VAE"
     table = equal_budget_markdown(records).splitlines()
-    assert len(table) == 2 + len(EQUAL_BUDGET_RUNS) + 5 + 2
+    assert len(table) == 2 + len(EQUAL_BUDGET_RUNS)
     assert table[2].startswith("| HR-VAE | 3 (2) | never | 38 (7.78) | 40.00 (0.50) | 8.00 | 42.00 | 41.00 (500) |")
     assert table[3].startswith("| HR-VAE (β ≈ 1/n ablation) | 3 (2) | 2 | – (–) | 42.00 (0.50) |")  # not in the paper
     assert table[4].startswith("| VAE-LSTM-base | 3 (2) | 1 | 101 (5.48) | 41.00 (0.50) |")
     assert table[5] == "| `e2e-vae-cnn-inputless-long` | no record yet |" + " |" * 10, table
     assert table[5].count("|") == table[4].count("|")
     assert table[7].startswith("| HR-VAE (KL summed over steps) | 3 (2) | never | – (–) | 45.00 (0.50) |")
-    header = 2 + len(EQUAL_BUDGET_RUNS) + 3
-    assert table[header] == ("| epoch | HR-VAE | HR-VAE (β ≈ 1/n ablation) | VAE-LSTM-base | "
-                             "HR-VAE (KL summed over steps) |")
-    assert table[header + 2:] == ["| 1 | 0.00 / – | 0.10 / – | 41.00 / – | 0.00 / – |",
-                                  "| 2 | 0.00 / – | 6.00 / – | 50.00 / – | 0.00 / – |"]
+    curves = equal_budget_curves_markdown(records).splitlines()
+    assert curves[2] == ("| epoch | HR-VAE | HR-VAE (β ≈ 1/n ablation) | VAE-LSTM-base | "
+                         "HR-VAE (KL summed over steps) |")
+    assert curves[4:] == ["| 1 | 0.00 / – | 0.10 / – | 41.00 / – | 0.00 / – |",
+                          "| 2 | 0.00 / – | 6.00 / – | 50.00 / – | 0.00 / – |"]
+    assert equal_budget_curves_markdown([]).startswith("(no record")
     sections = results_sections(records, "f.png", "g.png")
     assert sections["TABLE_EQUAL_BUDGET"] == equal_budget_markdown(records)
+    assert sections["CURVES_EQUAL_BUDGET"] == equal_budget_curves_markdown(records)
     assert "long-last-beta" not in sections["TABLE_E2E"] and "long30" not in sections["TABLE_E2E"]  # not twice
     assert "| HR-VAE (long) |" in sections["TABLE_E2E"] and "| VAE-CNN |" in sections["TABLE_E2E"]
     assert "](g.png)" in sections["FIGURE2_EQUAL_BUDGET"]

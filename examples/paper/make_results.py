@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Regenerate the tables, samples and Figure 2 of docs/results.md from the records in results/.
+"""Regenerate the tables, samples and figures of docs/results.md (the short account) and results/README.md (every
+run's curve, samples and commands) from the records in results/.
 
-    python examples/paper/make_results.py --results_dir results --document docs/results.md
+    python examples/paper/make_results.py
 
-Only the text between `<!-- BEGIN x -->` / `<!-- END x -->` markers is replaced; the logic lives in
-`hf_hrvae/paper/results.py`.
+Only the text between `<!-- BEGIN x -->` / `<!-- END x -->` markers is replaced, in whichever of the two documents
+holds them; the logic lives in `hf_hrvae/paper/results.py`.
 """
 
 import os
@@ -13,13 +14,14 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from hf_hrvae.paper.results import EQUAL_BUDGET_RUNS, fill_markers, load_records, plot_figure2, results_sections
+from hf_hrvae.paper.results import EQUAL_BUDGET_RUNS, fill_documents, load_records, plot_figure2, results_sections
 
 
 @dataclass
 class MakeResultsArguments:
     results_dir: str = "results"
     document: str = "docs/results.md"
+    run_log: str = "results/README.md"
     figure: str = "docs/figures/figure2-e2e-inputless.png"
     equal_budget_figure: str = "docs/figures/figure2-e2e-inputless-equal-budget.png"
 
@@ -33,8 +35,11 @@ def main():
         figures.append(plot_figure2(records, args.equal_budget_figure, names=EQUAL_BUDGET_RUNS))
     links = [os.path.relpath(figure, document.parent) for figure in figures]
     sections = results_sections(records, links[0], links[1] if len(links) > 1 else None)
-    document.write_text(fill_markers(document.read_text(encoding="utf-8"), sections), encoding="utf-8")
-    print(f"{document}: {len(records)} runs; {', '.join(map(str, figures))}")
+    paths = [document, Path(args.run_log)]
+    texts = fill_documents({path: path.read_text(encoding="utf-8") for path in paths}, sections)
+    for path, text in texts.items():
+        path.write_text(text, encoding="utf-8")
+    print(f"{', '.join(map(str, paths))}: {len(records)} runs; {', '.join(map(str, figures))}")
 
 
 if __name__ == "__main__":

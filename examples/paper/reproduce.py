@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Reproduce Table 2 / Figure 2 / Table 3: train, evaluate on the test split and record each run in
-`results/{dataset}-{preset}-{setting}[-{variant}].json`; then `examples/paper/make_results.py` writes docs/results.md.
+`results/{dataset}-{preset}-{setting}[-{variant}].json`; then `examples/paper/make_results.py` writes docs/results.md
+and results/README.md.
 
     python examples/paper/reproduce.py --runs e2e-hrvae-inputless e2e-vae-lstm-base-inputless \
         --max_train_minutes 120 --iw_samples 500 --parallel 1
@@ -23,6 +24,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from hf_hrvae.paper.results import RunSpec, build_record, qualitative_samples
+from hf_hrvae.scripts import command_line
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE.parent  # examples/: train.py, evaluate.py
@@ -115,7 +117,7 @@ def main():
         return
     threads = max(1, (os.cpu_count() or 1) // args.parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
-           "HRVAE_REPRODUCE_COMMAND": shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
+           "HRVAE_REPRODUCE_COMMAND": command_line(),
            "PYTHONPATH": os.pathsep.join([str(SCRIPTS.parent), os.environ.get("PYTHONPATH", "")])}
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         futures = {spec.name: pool.submit(run_one, spec, args, env) for spec in specs}

@@ -1,5 +1,6 @@
 """Reproduction of the paper's Table 2, Figure 2 and Table 3: run names and commands, result records
-(`results/{dataset}-{preset}-{setting}[-{variant}].json`), and the tables and figures of `docs/results.md`.
+(`results/{dataset}-{preset}-{setting}[-{variant}].json`), and the tables and figures of `docs/results.md` and
+`results/README.md`.
 
 A record holds the test-split evaluation JSON of `examples/evaluate.py` plus `command` (training),
 `evaluation_command`, `wall_time_s`, `epochs`, `device`, a downsampled training curve and qualitative samples.
@@ -24,7 +25,7 @@ LONG_RUN_FLAGS = ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--met
 VARIANTS = {
     "word2vec": ("--init_embeddings", "word2vec"),
     "lr1e-3": ("--learning_rate", "1e-3"),
-    # the longer run that ships as models/hrvae-e2e-inputless (docs/results.md, "A working HR-VAE"), and the
+    # the longer run that shipped as models/hrvae-e2e-inputless before its decay (results/README.md), and the
     # baselines of the equal-budget comparison (any preset: e2e-vae-cnn-inputless-long); the epoch is chosen by the
     # paper's criterion, IW-NLL (k = 10) is recorded beside it
     "long": LONG_RUN_FLAGS,
@@ -295,16 +296,22 @@ def equal_budget_markdown(records: list[dict]) -> str:
             f"{_fmt(ours.get('ppl'))} | {_fmt(valid['elbo_nll'])} | {_fmt(valid.get('iw_nll'))} "
             f"({valid.get('iw_samples', '–')}) | {_fmt(valid['kl'])} | {_fmt(valid['mutual_info'], 3)} | "
             f"{valid['active_units']} | {_fmt(valid.get('bleu'), 1)} |")
+    return "\n".join(lines) + "\n"
+
+
+def equal_budget_curves_markdown(records: list[dict]) -> str:
+    """The equal-budget runs' validation curves side by side: when each latent came (back) into use."""
+    by_name = {r["name"]: r for r in records}
     present = [by_name[name] for name in EQUAL_BUDGET_RUNS if name in by_name]
-    if present:  # the validation curves side by side: when each latent came (back) into use
-        lines += ["", "Validation after each epoch, KL of the used z / reconstruction (nats per sentence):", "",
-                  "| epoch | " + " | ".join(system_label(r) for r in present) + " |",
-                  "|---|" + "---|" * len(present)]
-        curves = [{v["epoch"]: v for v in r["validation_curve"]} for r in present]
-        for epoch in range(1, max(max(c, default=0) for c in curves) + 1):
-            cells = [f"{_fmt(c[epoch].get('kl'))} / {_fmt(c[epoch].get('reconstruction'), 1)}" if epoch in c
-                     else "–" for c in curves]
-            lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    if not present:
+        return "(no record of the equal-budget runs yet)\n"
+    lines = ["Validation after each epoch, KL of the used z / reconstruction (nats per sentence):", "",
+             "| epoch | " + " | ".join(system_label(r) for r in present) + " |", "|---|" + "---|" * len(present)]
+    curves = [{v["epoch"]: v for v in r["validation_curve"]} for r in present]
+    for epoch in range(1, max(max(c, default=0) for c in curves) + 1):
+        cells = [f"{_fmt(c[epoch].get('kl'))} / {_fmt(c[epoch].get('reconstruction'), 1)}" if epoch in c
+                 else "–" for c in curves]
+        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -431,17 +438,32 @@ __all__ = [
 ]
 
 
+def _marker(name: str):
+    import re
+
+    return re.compile(rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(<!-- END {re.escape(name)} -->)", re.S)
+
+
 def fill_markers(text: str, sections: dict) -> str:
     """Replace what lies between `<!-- BEGIN name -->` and `<!-- END name -->` with `sections[name]`; the hand-written
     text around the markers stays. Every section must have its markers."""
-    import re
-
     for name, body in sections.items():
-        pattern = re.compile(rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(<!-- END {re.escape(name)} -->)", re.S)
+        pattern = _marker(name)
         if not pattern.search(text):
             raise ValueError(f"The document has no <!-- BEGIN {name} --> ... <!-- END {name} --> markers.")
         text = pattern.sub(lambda match: match.group(1) + body.rstrip("\n") + "\n" + match.group(2), text)
     return text
+
+
+def fill_documents(texts: dict, sections: dict) -> dict:
+    """`fill_markers` over several documents (`{path: text}`): each section goes where its markers are (the short
+    docs/results.md, the long results/README.md); a section whose markers are in no document is an error."""
+    homeless = [name for name in sections if not any(_marker(name).search(text) for text in texts.values())]
+    if homeless:
+        raise ValueError(f"No document has the markers of {', '.join(homeless)} (<!-- BEGIN name --> ... "
+                         "<!-- END name -->).")
+    return {path: fill_markers(text, {name: body for name, body in sections.items() if _marker(name).search(text)})
+            for path, text in texts.items()}
 
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
@@ -508,8 +530,8 @@ def long_run_markdown(records: list[dict], name: str = "e2e-hrvae-inputless-deca
 
 
 def results_sections(records: list[dict], figure_link: str, equal_budget_figure_link: str | None = None) -> dict:
-    """The generated sections of docs/results.md (`equal_budget_figure_link`: None while no run of the
-    comparison has a record)."""
+    """The generated sections of docs/results.md and results/README.md (`equal_budget_figure_link`: None while no
+    run of the comparison has a record)."""
     figure = (f"![Figure 2 of the equal-budget runs: E2E inputless training curves]({equal_budget_figure_link})\n"
               if equal_budget_figure_link else "(no record of the equal-budget runs yet)\n")
     return {
@@ -517,6 +539,7 @@ def results_sections(records: list[dict], figure_link: str, equal_budget_figure_
         "LONG_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-e2e-inputless"]),
         "STANDARD_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-e2e"]),
         "TABLE_EQUAL_BUDGET": equal_budget_markdown(records),
+        "CURVES_EQUAL_BUDGET": equal_budget_curves_markdown(records),
         "FIGURE2_EQUAL_BUDGET": figure,
         "TABLE_E2E": table2_markdown(records, "e2e"),
         "TABLE_PTB": table2_markdown(records, "ptb"),
