@@ -120,3 +120,31 @@ def test_write_table_writes_and_returns_the_markdown(tmp_path, capsys):
     assert write_table(["| a |", "|---|"], str(path)) == "| a |\n|---|\n" == path.read_text()
     assert "| a |" in capsys.readouterr().out
     assert write_table(["x"]) == "x\n"  # no file asked for
+
+
+def test_the_benchmark_script_measures_every_part_and_writes_its_record(e2e_folder, tmp_path, monkeypatch, capsys):
+    import json
+    import runpy
+    import sys
+
+    from conftest import REPO_ROOT
+
+    script = REPO_ROOT / "examples" / "benchmarks" / "benchmark.py"
+    flags = ["--data_folder", e2e_folder, "--batch_size", "8", "--num_batches", "2", "--repeats", "1",
+             "--iw_sentences", "2", "--iw_samples", "2", "--compare_paths", "--lstm_path", "stepwise",
+             "--output_json", tmp_path / "b.json", "--output_md", tmp_path / "b.md"]
+    monkeypatch.setattr(sys, "argv", [str(script), *map(str, flags)])
+    runpy.run_path(str(script), run_name="__main__")
+    results = json.loads((tmp_path / "b.json").read_text())
+    assert results["naive_minus_fused_loss"] < 1e-3 and results["lstm_path"] == "stepwise"
+    assert [row["batches"] for row in results["training"]] == ["length-grouped", "random"]
+    for row in results["training"]:
+        assert {"fused", "naive", "fused_library"} <= set(row) and row["speedup"] > 0 and row["library_over_fused"] > 0
+    assert [(g["batch"], g["new_tokens"]) for g in results["generation"]] == [(1, 16), (1, 64), (128, 16), (128, 64)]
+    assert results["iw_sentences_per_s"] > 0 and results["prior_sampling_sentences_per_s"] > 0
+    assert sum(results["host_syncs_per_training_step"].values()) == 1
+    table = (tmp_path / "b.md").read_text()
+    assert table in capsys.readouterr().out and "| training step (batch 8) |" in table
+    from hf_hrvae.models.hrvae import recurrence_hrvae
+
+    assert recurrence_hrvae.FORCE_STEPWISE is None  # the forced path does not outlive the run

@@ -5,34 +5,15 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from hf_hrvae.paper.benchmarking import count_host_syncs
+from hf_hrvae.paper.naive import NaiveHRVAE
 from hf_hrvae.models.hrvae.configuration_hrvae import PRESETS
 from hf_hrvae.models.hrvae.modeling_hrvae import masked_mean, real_positions
 from hf_hrvae.models.hrvae.recurrence_hrvae import forced_lstm_path, linear_recurrence
 
 
 def per_step_reference(model, input_ids):
-    """The encoder as the paper describes it and the authors' code runs it: one step at a time, every layer's
-    [h_t; c_t] through the two linear layers. Written with explicit LSTM equations, independent of the model's code."""
-    encoder = model.encoder
-    x = encoder.enc_embedding(input_ids)
-    batch, length = input_ids.shape
-    states = [(x.new_zeros(batch, lstm.hidden_size), x.new_zeros(batch, lstm.hidden_size)) for lstm in encoder.layers]
-    mus, logvars = [], []
-    for t in range(length):
-        layer_input, concatenated = x[:, t], []
-        for index, lstm in enumerate(encoder.layers):
-            h, c = states[index]
-            gates = layer_input @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0
-            i, f, g, o = gates.chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            states[index] = (h, c)
-            concatenated += [h, c]
-            layer_input = h
-        state = torch.cat(concatenated, dim=-1)
-        mus.append(encoder.to_mu(state))
-        logvars.append(encoder.to_logvar(state))
-    return torch.stack(mus, 1), torch.stack(logvars, 1)
+    """The encoder one step at a time (`NaiveHRVAE.encode`: per-step `nn.LSTM` calls, as the paper describes it)."""
+    return NaiveHRVAE(model).encode(input_ids)
 
 
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
@@ -44,6 +25,16 @@ def test_fused_encoder_equals_per_step_reference(make_model, batch, num_layers):
     assert mu.shape == (batch["input_ids"].shape[0], batch["input_ids"].shape[1], 2 * num_layers * 8)
     torch.testing.assert_close(mu, mu_ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(logvar, logvar_ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+def test_the_model_computes_the_naive_loss(make_model, batch, setting):
+    model = make_model(setting=setting).eval()
+    expected = NaiveHRVAE(model).eval()(batch["input_ids"], batch["attention_mask"])
+    for stepwise in (True, False):
+        with forced_lstm_path(stepwise):
+            loss = model(**batch, labels=batch["input_ids"]).loss
+        torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_linear_recurrence_equals_sequential_loop():

@@ -2,9 +2,10 @@
 """Benchmark HRVAEModel: training step against a naive per-step implementation of the same maths, hardware
 utilisation, generation, importance-weighted NLL, peak memory. Writes JSON and a markdown table.
 
-    python examples/benchmarks/benchmark.py --output_json bench.json --output_md bench.md
+    python examples/benchmarks/benchmark.py --output_json results/benchmarks/benchmark-e2e.json
 
-FLOP counting, timing and the sgemm peak live in `hf_hrvae/paper/benchmarking.py`; the naive reference is written here.
+One function per benchmark; FLOP counting, timing and the sgemm peak live in `hf_hrvae/paper/benchmarking.py`, the
+naive reference (shared with the tests) in `hf_hrvae/paper/naive.py`.
 """
 
 import copy
@@ -15,10 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 from transformers import HfArgumentParser, LogitsProcessorList, SuppressTokensLogitsProcessor
 
-from hf_hrvae import HRVAEConfig, HRVAEModel, recurrence_hrvae
+from hf_hrvae import HRVAEConfig, HRVAEModel
 from hf_hrvae.paper.benchmarking import (
     count_host_syncs,
     decoding_flops_per_token,
@@ -31,8 +31,9 @@ from hf_hrvae.paper.benchmarking import (
     training_flops_per_token,
     with_lstm_path,
 )
+from hf_hrvae.models.hrvae.recurrence_hrvae import forced_lstm_path, use_stepwise_lstm
+from hf_hrvae.paper.naive import NaiveHRVAE
 from hf_hrvae.training.data import EpochSampler, padding_fraction, tokenizer_for
-from hf_hrvae.models.hrvae.recurrence_hrvae import forced_lstm_path
 
 
 @dataclass
@@ -61,50 +62,6 @@ class BenchmarkArguments:
                                                            "step on a length-grouped batch, then stop"})
     output_json: str | None = None
     output_md: str | None = None
-
-
-class NaiveHRVAE(nn.Module):
-    """The same maths as HRVAEModel with the same weights, written as the paper describes it and the authors' code
-    runs it: a Python loop over time steps in the encoder (every layer's [h_t; c_t] from per-step LSTM calls) and in
-    the decoder (one `nn.LSTM` step at a time)."""
-
-    def __init__(self, model: HRVAEModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask):
-        with forced_lstm_path(False):  # nn.LSTM for every step, whatever path the fused model is forced onto
-            return self.loop(input_ids, attention_mask)
-
-    def loop(self, input_ids, attention_mask):
-        model, encoder = self.model, self.model.encoder
-        batch, length = input_ids.shape
-        inputs = encoder.dropout(encoder.enc_embedding(input_ids))
-        states = [None] * len(encoder.layers)
-        mus, logvars = [], []
-        for t in range(length):
-            layer_input, concatenated = inputs[:, t : t + 1], []
-            for index, lstm in enumerate(encoder.layers):
-                output, states[index] = lstm(layer_input, states[index])
-                concatenated += [states[index][0][0], states[index][1][0]]
-                layer_input = encoder.dropout(output) if index + 1 < len(encoder.layers) else output
-            state = torch.cat(concatenated, dim=-1)
-            mus.append(encoder.to_mu(state))
-            logvars.append(encoder.to_logvar(state))
-        mu_steps, logvar_steps = torch.stack(mus, 1), torch.stack(logvars, 1)
-        mask = attention_mask.float()
-        kl_steps = 0.5 * (mu_steps.pow(2) + logvar_steps.exp() - 1 - logvar_steps).sum(-1)
-        kl = ((kl_steps * mask).sum(1) / mask.sum(1)).mean()
-        last = (attention_mask.sum(1) - 1).view(-1, 1, 1).expand(-1, 1, mu_steps.shape[-1])
-        mu, logvar = mu_steps.gather(1, last)[:, 0], logvar_steps.gather(1, last)[:, 0]
-        latent = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        decoder_inputs = model.decoder_inputs(input_ids[:, :-1])
-        state, logits = model.decoder.initial_state(latent), []
-        for t in range(length - 1):
-            step_logits, state = model.decoder(decoder_inputs[:, t : t + 1], state)
-            logits.append(step_logits)
-        logits = torch.cat(logits, dim=1)
-        return model.token_nll(logits, input_ids, attention_mask).mean() + kl
 
 
 def make_batches(tokenizer, texts, batch_size, count, grouped, seed, device="cpu"):
@@ -143,79 +100,66 @@ def host_syncs(model, batch, autocast) -> dict:
     return {f"{operation} at {where}": count for (operation, where), count in calls.items()}
 
 
-def main():
-    (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
-    torch.manual_seed(args.seed)
-    recurrence_hrvae.FORCE_STEPWISE = {"auto": None, "stepwise": True, "library": False}[args.lstm_path]
+def load_texts(data_folder: str) -> list[str]:
+    """The training sentences of an E2E or PTB folder (`train.csv`)."""
     import csv
 
-    path = Path(args.data_folder) / "train.csv"
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(Path(data_folder) / "train.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     column = "human_reference" if "human_reference" in rows[0] else "sentence"
-    texts = [row[column] for row in rows]
-    tokenizer = tokenizer_for(args.data_folder, texts)
-    config = HRVAEConfig(vocab_size=len(tokenizer), setting=args.setting)
-    device = torch.device(args.device)
-    model = HRVAEModel(config).to(device).train()
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.autocast)
-    results = {"machine": machine, "device": str(device), "threads": torch.get_num_threads(),
-               "torch": torch.__version__, "arguments": asdict(args), "vocab_size": len(tokenizer)}
-    results["sgemm_peak_gflops"] = sgemm_peak_gflops(device=device)
-    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        stepwise = recurrence_hrvae.use_stepwise_lstm(torch.zeros(1, device=device))
-    results["lstm_path"] = "stepwise" if stepwise else "library"  # of the training steps
-    if device.type == "cuda":
-        results["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
-    # utilisation of the training steps is relative to the peak of the precision they run in
-    results["training_peak_gflops"] = sgemm_peak_gflops(dtype=autocast_dtype, device=device) if autocast_dtype else results["sgemm_peak_gflops"]
+    return [row[column] for row in rows]
 
-    if args.profile:
-        from torch.profiler import ProfilerActivity, profile
 
-        batches = make_batches(tokenizer, texts, args.batch_size, 5, True, args.seed, device)[0]
-        batch = sorted(batches, key=lambda b: b["input_ids"].shape[1])[2]  # the median length of five
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+def profile_step(model, tokenizer, texts, args, device, peak_gflops: float) -> None:
+    """Print torch.profiler's table of one fused training step on a length-grouped batch of median length."""
+    from torch.profiler import ProfilerActivity, profile
 
-        def step():
-            model(**batch, labels=batch["input_ids"]).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+    batches = make_batches(tokenizer, texts, args.batch_size, 5, True, args.seed, device)[0]
+    batch = sorted(batches, key=lambda b: b["input_ids"].shape[1])[2]  # the median length of five
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
 
-        cuda = device.type == "cuda"
-        wall, _ = median_seconds(step, repeats=20, warmup=5, device=device)
-        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as profiler:
-            step()
-            if cuda:
-                torch.cuda.synchronize(device)
-        events = profiler.key_averages()
-        print(f"batch {tuple(batch['input_ids'].shape)}; sgemm peak {results['sgemm_peak_gflops']:.0f} GFLOP/s; "
-              f"one training step: {1000 * wall:.1f} ms (median of 20); host synchronisations in it: "
-              f"{host_syncs(model, batch, args.autocast)}")
-        if cuda:  # a launch-bound step shows far less kernel time than wall time
-            counted = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
-            launches = sum(e.count for e in events if e.key in counted)
-            syncs = sum(e.count for e in events if e.key == "cudaStreamSynchronize")
-            kernel_ms = sum(e.self_device_time_total for e in events if e.key.startswith("aten::")) / 1000
-            print(f"GPU kernel time of the aten operations: {kernel_ms:.1f} ms; {launches} kernel launches; "
-                  f"{syncs} stream synchronisations")
-        print(events.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=12))
-        return
+    def step():
+        model(**batch, labels=batch["input_ids"]).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
-    # 1. correctness first: the naive loop computes the same loss
+    cuda = device.type == "cuda"
+    wall, _ = median_seconds(step, repeats=20, warmup=5, device=device)
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as profiler:
+        step()
+        if cuda:
+            torch.cuda.synchronize(device)
+    events = profiler.key_averages()
+    print(f"batch {tuple(batch['input_ids'].shape)}; sgemm peak {peak_gflops:.0f} GFLOP/s; one training step: "
+          f"{1000 * wall:.1f} ms (median of 20); host synchronisations in it: "
+          f"{host_syncs(model, batch, args.autocast)}")
+    if cuda:  # a launch-bound step shows far less kernel time than wall time
+        counted = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
+        launches = sum(e.count for e in events if e.key in counted)
+        syncs = sum(e.count for e in events if e.key == "cudaStreamSynchronize")
+        kernel_ms = sum(e.self_device_time_total for e in events if e.key.startswith("aten::")) / 1000
+        print(f"GPU kernel time of the aten operations: {kernel_ms:.1f} ms; {launches} kernel launches; "
+              f"{syncs} stream synchronisations")
+    print(events.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=12))
+
+
+def naive_minus_fused_loss(model, tokenizer, texts, device) -> float:
+    """Correctness before speed: |naive loss - fused loss| on 8 sentences in eval mode (must be < 1e-3)."""
     check = tokenizer.pad({"input_ids": tokenizer(texts[:8])["input_ids"]}, return_tensors="pt").to(device)
     model.eval()
     fused = model(**check, labels=check["input_ids"]).loss
     naive = NaiveHRVAE(model).eval()(check["input_ids"], check["attention_mask"])
-    results["naive_minus_fused_loss"] = abs(fused.item() - naive.item())
-    assert results["naive_minus_fused_loss"] < 1e-3, results["naive_minus_fused_loss"]
     model.train()
-    results["host_syncs_per_training_step"] = host_syncs(model, check, args.autocast)
+    difference = abs(fused.item() - naive.item())
+    assert difference < 1e-3, f"the naive loop's loss differs from the model's by {difference}"
+    return difference
 
-    # 2. training step, forward + backward + Adam, same weights, same batches
-    flops_per_token = training_flops_per_token(config)
-    results["training"] = []
+
+def benchmark_training(model, tokenizer, texts, args, device, peak_gflops: float) -> list[dict]:
+    """Forward + backward + Adam of the fused model and the naive loop (and the library path with
+    `--compare_paths`), same weights, same batches, in alternating rounds; one row per batching."""
+    flops_per_token = training_flops_per_token(model.config)
+    rows = []
     for grouped in (True, False):
         batches, padding = make_batches(tokenizer, texts, args.batch_size, args.num_batches, grouped, args.seed,
                                         device)
@@ -224,10 +168,10 @@ def main():
         real_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
         row = {"batches": "length-grouped" if grouped else "random", "padding": padding}
         fused = (lambda m: torch.compile(m, dynamic=True)) if args.compile else (lambda m: m)
-        runs = {}
         implementations = [("fused", fused), ("naive", NaiveHRVAE)]
         if args.compare_paths:
             implementations.append(("fused_library", fused))
+        runs = {}
         for name, make in implementations:
             copy_ = copy.deepcopy(model)
             runner = make(copy_)
@@ -245,33 +189,35 @@ def main():
             row[name] = {"seconds_per_batch": seconds / len(batches), "sentences_per_s": sentences / seconds,
                          "tokens_per_s": real_tokens / seconds, "predicted_tokens_per_s": tokens / seconds,
                          "gflops": flops_per_token * real_tokens / seconds / 1e9, "seconds": times[name]}
-            row[name]["utilisation"] = row[name]["gflops"] / results["training_peak_gflops"]
+            row[name]["utilisation"] = row[name]["gflops"] / peak_gflops
         row["speedup"] = paired_ratio(times["naive"], times["fused"])  # median of the rounds' ratios
         if args.compare_paths:
             row["library_over_fused"] = paired_ratio(times["fused_library"], times["fused"])
-        results["training"].append(row)
-    results["training_flops_per_token"] = flops_per_token
-    results["peak_rss_mb_after_training"] = peak_rss_mb()
+        rows.append(row)
+    return rows
 
-    # 3. generation: ms per token (never stopping at </s>) and prior samples per second
+
+def benchmark_generation(model, repeats: int, device) -> dict:
+    """ms per new token at batch 1 and 128 for 16 and 64 tokens (never stopping at `</s>`), and prior samples
+    (top-p 0.9, 30 tokens, 128 at a time) per second."""
     model.eval()
-    never_end = LogitsProcessorList([SuppressTokensLogitsProcessor([config.eos_token_id])])
-    results["generation"] = []
+    never_end = LogitsProcessorList([SuppressTokensLogitsProcessor([model.config.eos_token_id])])
+    generation = []
     for batch in (1, 128):
         latent = model.sample_prior(batch)
         for new_tokens in (16, 64):
             seconds, _ = median_seconds(
                 lambda: model.generate(latent=latent, max_new_tokens=new_tokens, logits_processor=never_end),
-                repeats=args.repeats, device=device)
-            results["generation"].append({"batch": batch, "new_tokens": new_tokens,
-                                          "ms_per_token": 1000 * seconds / new_tokens})
+                repeats=repeats, device=device)
+            generation.append({"batch": batch, "new_tokens": new_tokens, "ms_per_token": 1000 * seconds / new_tokens})
     seconds, _ = median_seconds(lambda: model.generate(num_return_sequences=128, do_sample=True, top_p=0.9,
-                                                       max_new_tokens=30), repeats=args.repeats,
-                                 device=device)
-    results["prior_sampling_sentences_per_s"] = 128 / seconds
-    results["decoding_flops_per_token"] = decoding_flops_per_token(config)
+                                                       max_new_tokens=30), repeats=repeats, device=device)
+    return {"generation": generation, "prior_sampling_sentences_per_s": 128 / seconds,
+            "decoding_flops_per_token": decoding_flops_per_token(model.config)}
 
-    # 4. importance-weighted NLL
+
+def benchmark_iw_nll(model, tokenizer, texts, args, device) -> float:
+    """Sentences per second of the importance-weighted NLL (`--iw_samples`) over `--iw_sentences` sentences."""
     from accelerate import Accelerator
     from datasets import Dataset
     from torch.utils.data import DataLoader
@@ -285,10 +231,50 @@ def main():
     loader = accelerator.prepare(DataLoader(data, batch_size=8, collate_fn=DataCollatorWithPadding(tokenizer)))
     seconds, _ = median_seconds(lambda: evaluate_model(model, loader, accelerator, iw_samples=args.iw_samples),
                                 repeats=3, warmup=0, device=device)
-    results["iw_sentences_per_s"] = args.iw_sentences / seconds
+    return args.iw_sentences / seconds
+
+
+def run_benchmarks(args: BenchmarkArguments) -> dict | None:
+    """Every benchmark in one run on the same machine (None with `--profile`, which only prints)."""
+    torch.manual_seed(args.seed)
+    texts = load_texts(args.data_folder)
+    tokenizer = tokenizer_for(args.data_folder, texts)
+    device = torch.device(args.device)
+    model = HRVAEModel(HRVAEConfig(vocab_size=len(tokenizer), setting=args.setting)).to(device).train()
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.autocast)
+    results = {"machine": machine, "device": str(device), "threads": torch.get_num_threads(),
+               "torch": torch.__version__, "arguments": asdict(args), "vocab_size": len(tokenizer)}
+    results["sgemm_peak_gflops"] = sgemm_peak_gflops(device=device)
+    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        results["lstm_path"] = "stepwise" if use_stepwise_lstm(torch.zeros(1, device=device)) else "library"
+    if device.type == "cuda":
+        results["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
+    # utilisation of the training steps is relative to the peak of the precision they run in
+    peak = sgemm_peak_gflops(dtype=autocast_dtype, device=device) if autocast_dtype else results["sgemm_peak_gflops"]
+    results["training_peak_gflops"] = peak
+    if args.profile:
+        profile_step(model, tokenizer, texts, args, device, results["sgemm_peak_gflops"])
+        return None
+    results["naive_minus_fused_loss"] = naive_minus_fused_loss(model, tokenizer, texts, device)
+    check = tokenizer.pad({"input_ids": tokenizer(texts[:8])["input_ids"]}, return_tensors="pt").to(device)
+    results["host_syncs_per_training_step"] = host_syncs(model, check, args.autocast)
+    results["training"] = benchmark_training(model, tokenizer, texts, args, device, peak)
+    results["training_flops_per_token"] = training_flops_per_token(model.config)
+    results["peak_rss_mb_after_training"] = peak_rss_mb()
+    results.update(benchmark_generation(model, args.repeats, device))
+    results["iw_sentences_per_s"] = benchmark_iw_nll(model, tokenizer, texts, args, device)
     results["peak_rss_mb"] = peak_rss_mb()
     results["peak_device_memory_mb"] = peak_device_memory_mb(device)
+    return results
 
+
+def main():
+    (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
+    with forced_lstm_path({"auto": None, "stepwise": True, "library": False}[args.lstm_path]):
+        results = run_benchmarks(args)
+    if results is None:
+        return
     if args.output_json:
         Path(args.output_json).write_text(json.dumps(results, indent=1))
     table = markdown(results)

@@ -2,7 +2,7 @@
 """Time the reconstruction loss, output layer + token NLL with its backward pass, with `F.cross_entropy` and with
 the CPU's `TokenNLL` (hf_hrvae/models/hrvae/losses_hrvae.py) in alternating rounds: the measurement behind `use_token_nll`.
 
-    python examples/benchmarks/benchmark_nll.py --output_md docs/benchmark-nll.md
+    python examples/benchmarks/benchmark_nll.py --output_md results/benchmarks/benchmark-nll.md
 
 Random hidden states, weights and targets of the paper's sizes (they do not change the cost).
 """

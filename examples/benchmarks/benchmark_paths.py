@@ -2,7 +2,7 @@
 """Time the encoder and the decoder of HRVAEModel on both LSTM paths (hf_hrvae/models/hrvae/recurrence_hrvae.py), with and
 without gradients, in alternating rounds: the measurements behind `use_stepwise_lstm`'s choices.
 
-    python examples/benchmarks/benchmark_paths.py --output_md docs/benchmark-paths.md
+    python examples/benchmarks/benchmark_paths.py --output_md results/benchmarks/benchmark-paths.md
 
 A random model of the paper's sizes (its weights do not change the cost); random token ids.
 """
