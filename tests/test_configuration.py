@@ -70,3 +70,26 @@ def test_no_field_is_named_like_a_generation_parameter():
     own_fields = set(HRVAEConfig.__annotations__)
     assert "max_decode_length" in own_fields
     assert not generation_names & own_fields
+
+
+def test_every_model_option_is_one_flag_declared_by_the_config():
+    """The trainer's model flags are HRVAEConfig's fields: same names, the config's choices, its docstring as help;
+    a field added to the config becomes a flag without touching the trainer."""
+    import dataclasses
+
+    from hf_hrvae.models.hrvae.configuration_hrvae import OPTION_CHOICES
+    from hf_hrvae.training.arguments import MODEL_OPTIONS, TrainingArguments, _config_help
+
+    flags = {f.name: f for f in dataclasses.fields(TrainingArguments)}
+    not_options = {"vocab_size", "setting", "max_decode_length", "preset", "pad_token_id", "unk_token_id",
+                   "bos_token_id", "eos_token_id", "tie_word_embeddings"}
+    assert set(MODEL_OPTIONS) == set(HRVAEConfig.__annotations__) - not_options
+    help_texts = _config_help()
+    for name in MODEL_OPTIONS:
+        assert flags[name].default is None, name  # unset: the preset's value
+        assert flags[name].metadata.get("choices") == (list(OPTION_CHOICES[name]) if name in OPTION_CHOICES else None)
+        assert flags[name].metadata["help"].startswith(help_texts[name]), name  # every option documented
+    assert flags["setting"].metadata["choices"] == list(OPTION_CHOICES["setting"])
+    for name, allowed in OPTION_CHOICES.items():  # the config refuses what the flags refuse
+        with pytest.raises(ValueError, match=f"HRVAEConfig.{name} must be one of"):
+            HRVAEConfig(**{name: "no-such-value"})

@@ -2,12 +2,13 @@
 scripts) and the model configuration they build."""
 
 import logging
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, make_dataclass
 
 from transformers import SchedulerType
 
 from ..metrics import BEST_MODEL_METRICS  # what --metric_for_best_model can choose (all lower-is-better)
-from ..models.hrvae.configuration_hrvae import PRESETS, SETTINGS, HRVAEConfig
+from ..models.hrvae.configuration_hrvae import OPTION_CHOICES, PRESETS, SETTINGS, HRVAEConfig
 
 logger = logging.getLogger("hf_hrvae.training")
 
@@ -15,8 +16,8 @@ DEFAULT_EVAL_IW_SAMPLES = 10
 
 
 @dataclass
-class TrainingArguments:
-    """Flags of `examples/train.py` (HF `run_*_no_trainer` style)."""
+class _TrainingFlags:
+    """The flags of `examples/train.py` other than the model options (HF `run_*_no_trainer` style)."""
 
     output_dir: str = field(metadata={"help": "where the best model, logs, curves and checkpoints go"})
     dataset_name: str | None = field(default=None, metadata={
@@ -91,29 +92,6 @@ class TrainingArguments:
                 "epoch, shortest first"})
     preset: str = field(default="hrvae", metadata={"choices": list(PRESETS),
                                                    "help": "the paper's system to train (docs/baselines.md)"})
-    # Model options: None keeps the preset's value (HRVAEConfig's defaults: 512 / 256 / 2 layers / dropout 0.5 ...).
-    embedding_size: int | None = None
-    hidden_size: int | None = None
-    num_layers: int | None = None
-    latent_size: int | None = None
-    dropout: float | None = None
-    word_dropout: float | None = None
-    kl_weight: float | None = None
-    kl_reduction: str | None = field(default=None, metadata={"choices": ["mean", "sum"]})
-    kl_regularisation: str | None = field(default=None, metadata={"choices": ["holistic", "last", "last_beta"]})
-    kl_annealing: str | None = field(default=None, metadata={"choices": ["none", "linear", "sigmoid", "cyclical"]})
-    kl_anneal_steps: int | None = None
-    kl_anneal_k: float | None = None
-    kl_anneal_x0: int | None = None
-    kl_cycle_length: int | None = None
-    kl_cycle_ratio: float | None = None
-    decoder_type: str | None = field(default=None, metadata={"choices": ["lstm", "cnn"]})
-    latent_distribution: str | None = field(default=None, metadata={"choices": ["gaussian", "vmf"]})
-    vmf_kappa: float | None = None
-    free_bits: float | None = None
-    free_bits_per_dim: bool | None = None
-    bn_vae: bool | None = None
-    bn_gamma: float | None = None
     init_embeddings: str = field(default="none", metadata={
         "choices": ["none", "word2vec"],
         "help": "word2vec: initialise the word embeddings with word2vec (gensim) trained on the training split, as "
@@ -187,12 +165,35 @@ class TrainingArguments:
             raise ValueError("--metric_for_best_model iw_nll needs --eval_iw_samples >= 1.")
 
 
-MODEL_OPTIONS = (
-    "embedding_size", "hidden_size", "num_layers", "latent_size", "dropout", "word_dropout", "kl_weight",
-    "kl_reduction", "kl_regularisation", "kl_annealing", "kl_anneal_steps", "kl_anneal_k", "kl_anneal_x0",
-    "kl_cycle_length", "kl_cycle_ratio", "decoder_type", "latent_distribution", "vmf_kappa", "free_bits",
-    "free_bits_per_dim", "bn_vae", "bn_gamma",
-)
+# The model options: every field of HRVAEConfig but the ones the data or other flags set. Each becomes a flag of the
+# same name, type and choices (OPTION_CHOICES), its help from the config's docstring; None keeps the preset's value.
+_NOT_OPTIONS = {"vocab_size", "setting", "max_decode_length", "preset", "pad_token_id", "unk_token_id", "bos_token_id",
+                "eos_token_id", "tie_word_embeddings"}
+MODEL_OPTIONS = tuple(name for name in HRVAEConfig.__annotations__ if name not in _NOT_OPTIONS)
+
+
+def _config_help() -> dict[str, str]:
+    """`{field: the first sentence of its entry in HRVAEConfig's docstring}`."""
+    entries = re.findall(r"^ {8}(\w+) \(`[^\n]*\n((?: {12}.*\n?)+)", HRVAEConfig.__doc__ or "", re.M)
+    return {name: re.split(r"(?<=\.)\s(?=[A-Z`])", " ".join(text.split()), maxsplit=1)[0] for name, text in entries}
+
+
+def _model_option_field(name: str, help_texts: dict):
+    kind = HRVAEConfig.__annotations__[name]
+    base = next((arg for arg in getattr(kind, "__args__", ()) if arg is not type(None)), kind)
+    metadata = {"help": f"{help_texts.get(name, f'HRVAEConfig.{name}')} (default: the preset's value)"}
+    if name in OPTION_CHOICES:
+        metadata["choices"] = list(OPTION_CHOICES[name])
+    # a bool typed plain `bool` (default None) is a bare switch for HfArgumentParser: `--bn_vae` or `--bn_vae false`
+    return name, bool if base is bool else base | None, field(default=None, metadata=metadata)
+
+
+_help = _config_help()
+TrainingArguments = make_dataclass(
+    "TrainingArguments", [_model_option_field(name, _help) for name in MODEL_OPTIONS], bases=(_TrainingFlags,),
+    namespace={"__module__": __name__})
+TrainingArguments.__doc__ = ("Flags of `examples/train.py`: the training flags, then one per model option "
+                             "(`MODEL_OPTIONS`, derived from `HRVAEConfig`'s fields).")
 
 
 def build_model_config(args: TrainingArguments, vocab_size: int) -> HRVAEConfig:
