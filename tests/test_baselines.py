@@ -294,3 +294,31 @@ def test_last_beta_needs_the_mean_reduction_and_trains(e2e_folder, tmp_path):
                             per_device_train_batch_size=16, embedding_size=12, hidden_size=8, num_train_epochs=1,
                             kl_regularisation="last_beta"))
     assert AutoModel.from_pretrained(out).config.kl_regularisation == "last_beta"
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "vmf"])
+def test_the_latent_distribution_is_one_object_the_model_asks(distribution):
+    """The model's latent methods are its distribution's (GaussianLatent / VMFLatent), not branches on its type."""
+    from hf_hrvae.models.hrvae.latent_hrvae import GaussianLatent, VMFLatent
+
+    config = HRVAEConfig(vocab_size=20, embedding_size=8, hidden_size=8, latent_size=6, latent_distribution=distribution)
+    model = HRVAEModel(config).eval()
+    expected = {"gaussian": GaussianLatent, "vmf": VMFLatent}[distribution]
+    assert type(model.distribution) is expected and (model.encoder.to_logvar is None) == (distribution == "vmf")
+    mu = torch.randn(3, 6)
+    logvar = torch.randn(3, 6) if distribution == "gaussian" else None
+    generators = [torch.Generator().manual_seed(i) for i in range(3)]
+    z = model.sample_posterior(mu, logvar, 4, generators)
+    again = model.sample_posterior(mu, logvar, 4, [torch.Generator().manual_seed(i) for i in range(3)])
+    assert z.shape == (3, 4, 6) and torch.equal(z, again)  # per-row generators: reproducible
+    assert model.posterior_log_density(z, mu, logvar).shape == (3, 4)
+    assert model.pairwise_posterior_log_density(z[:, 0], mu, logvar).shape == (3, 3)
+    assert model.latent_kl(mu, logvar).shape == (3,) and (model.latent_kl(mu, logvar) >= 0).all()
+    prior = model.sample_prior(5)
+    assert prior.shape == (5, 6) and model.prior_log_density(prior).shape == (5,)
+    if distribution == "vmf":  # unit vectors, a constant KL, the mean direction decoded
+        torch.testing.assert_close(prior.norm(dim=-1), torch.ones(5))
+        assert model.latent_kl(mu, None).unique().numel() == 1
+        torch.testing.assert_close(model.posterior_mode(mu, None), torch.nn.functional.normalize(mu, dim=-1))
+    else:
+        assert torch.equal(model.posterior_mode(mu, logvar), mu) and torch.equal(model.posterior_mean(mu, logvar), mu)

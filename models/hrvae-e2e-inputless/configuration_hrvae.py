@@ -8,6 +8,11 @@ KL_REGULARISATIONS = ("holistic", "last", "last_beta")
 KL_ANNEALING = ("none", "linear", "sigmoid", "cyclical")
 DECODER_TYPES = ("lstm", "cnn")
 LATENT_DISTRIBUTIONS = ("gaussian", "vmf")
+# Every option with a closed set of values, declared once: the config's checks and the trainer's flags read it.
+OPTION_CHOICES = {
+    "setting": SETTINGS, "kl_reduction": KL_REDUCTIONS, "kl_regularisation": KL_REGULARISATIONS,
+    "kl_annealing": KL_ANNEALING, "decoder_type": DECODER_TYPES, "latent_distribution": LATENT_DISTRIBUTIONS,
+}
 
 # The paper's systems as configurations of the one model (see docs/baselines.md). The baselines use a 32-d latent
 # mapped to the decoder's state, as their reference implementations use small latents. VAE-CNN clips its KL term
@@ -65,18 +70,38 @@ class HRVAEConfig(PretrainedConfig):
             `kl_anneal_steps`), `"sigmoid"` (1 / (1 + exp(-kl_anneal_k (step - kl_anneal_x0))), Sentence-VAE's
             k = 0.0025, x0 = 2500) or `"cyclical"` (Fu et al. 2019: cycles of `kl_cycle_length` steps, rising over
             the first `kl_cycle_ratio` of each). Driven by the `global_step` the trainer passes to `forward`.
+        kl_anneal_steps (`int`, defaults to 10000):
+            Steps of the `"linear"` schedule from 0 to 1.
+        kl_anneal_k (`float`, defaults to 0.0025):
+            Slope of the `"sigmoid"` schedule.
+        kl_anneal_x0 (`int`, defaults to 2500):
+            Midpoint of the `"sigmoid"` schedule, in optimizer steps.
+        kl_cycle_length (`int`, defaults to 10000):
+            Steps per cycle of the `"cyclical"` schedule.
+        kl_cycle_ratio (`float`, defaults to 0.5):
+            Share of each cycle over which the `"cyclical"` weight rises from 0 to 1.
         decoder_type (`str`, defaults to `"lstm"`):
             `"lstm"` or `"cnn"` (VAE-CNN: causal dilated convolutions, `cnn_dilations`, `cnn_kernel_size`, residual
             connections, z concatenated to every input).
+        cnn_kernel_size (`int`, defaults to 3):
+            Kernel size of the CNN decoder's causal convolutions.
+        cnn_dilations (`list[int]`, *optional*):
+            Dilations of the CNN decoder's layers, one layer each; defaults to `[1, 2, 4]`.
         latent_distribution (`str`, defaults to `"gaussian"`):
             `"gaussian"` (N(0, I) prior) or `"vmf"` (vMF-VAE: posterior vMF(mu / |mu|, vmf_kappa) with a fixed
             `vmf_kappa`, uniform prior on the sphere; needs `latent_size`).
+        vmf_kappa (`float`, defaults to 80.0):
+            The fixed concentration of the vMF posterior.
         free_bits (`float`, defaults to 0):
             Free bits (Kingma et al. 2016; Li et al. 2019): the training KL is max(free_bits, batch-mean KL), or
             with `free_bits_per_dim` the sum over dimensions of max(free_bits, batch-mean KL_d). Also serves as
             VAE-CNN's KL clipping. Reported KLs are never clipped.
+        free_bits_per_dim (`bool`, defaults to False):
+            Apply `free_bits` to each latent dimension's KL instead of the whole KL.
         bn_vae (`bool`, defaults to False):
             BN-VAE (Zhu et al. 2020): batch normalisation of mu with a fixed scale `bn_gamma` and a learnt shift.
+        bn_gamma (`float`, defaults to 0.5):
+            BN-VAE's fixed scale; a larger one keeps a larger expected KL.
         preset (`str`, *optional*):
             The name given to [`HRVAEConfig.from_preset`], kept for the record.
         pad_token_id, unk_token_id, bos_token_id, eos_token_id (`int`, defaults to 0, 1, 2, 3):
@@ -151,10 +176,9 @@ class HRVAEConfig(PretrainedConfig):
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "max_decode_length"):
             positive_int(name)
         positive_int("latent_size", allow_none=True)
-        if self.setting not in SETTINGS:
-            raise ValueError(f"HRVAEConfig.setting must be one of {SETTINGS}, got {self.setting!r}.")
-        if self.kl_reduction not in KL_REDUCTIONS:
-            raise ValueError(f"HRVAEConfig.kl_reduction must be one of {KL_REDUCTIONS}, got {self.kl_reduction!r}.")
+        for name, allowed in OPTION_CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"HRVAEConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"HRVAEConfig.dropout must be a float in [0, 1), got {self.dropout!r}.")
         if not isinstance(self.word_dropout, (int, float)) or not 0.0 <= self.word_dropout <= 1.0:
@@ -169,10 +193,6 @@ class HRVAEConfig(PretrainedConfig):
                 "HRVAEConfig.word_dropout=1.0 hides every input word: use setting='inputless' instead, or a "
                 "value in [0, 1) with setting='standard'."
             )
-        for name, allowed in (("kl_regularisation", KL_REGULARISATIONS), ("kl_annealing", KL_ANNEALING),
-                              ("decoder_type", DECODER_TYPES), ("latent_distribution", LATENT_DISTRIBUTIONS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"HRVAEConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
         if self.kl_regularisation == "last_beta" and self.kl_reduction != "mean":
             raise ValueError("HRVAEConfig.kl_regularisation='last_beta' weights the last step's KL by 1 / n, what "
                              "Eq. 3's mean gives it; with kl_reduction='sum' use kl_regularisation='last'.")

@@ -129,6 +129,100 @@ def vmf_pairwise_log_density(z, direction, kappa: float):
     return vmf_log_normalizer(direction.shape[-1], kappa) + kappa * z @ mean.T
 
 
+
+# ----------------------------------------------------------------------------- the two distributions as objects
+class GaussianLatent:
+    """Diagonal Gaussian posterior N(mu, exp(logvar)), prior N(0, I): what [`HRVAEModel`] asks of its latent.
+
+    Every method takes the encoder's `mu (B, D)` and `logvar (B, D)` (None for distributions without one)."""
+
+    has_variance = True  # the encoder has a log-variance head, and a KL per step (HR-VAE's holistic term) exists
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def kl(self, mu, logvar) -> torch.Tensor:
+        """KL(q(z | x) || p(z)) `(B,)`, in fp32 (exp(logvar) - 1 - logvar cancels near the prior in bf16)."""
+        return gaussian_kl(mu.float(), logvar.float())
+
+    def sample(self, mu, logvar, num_samples: int = 1, generators=None) -> torch.Tensor:
+        """`(B, D) -> (B, num_samples, D)`; row b drawn from `generators[b]` when given (reproducible per row)."""
+        if generators is None:
+            noise = torch.randn(mu.shape[0], num_samples, mu.shape[1], device=mu.device, dtype=mu.dtype)
+        else:
+            noise = torch.stack([torch.randn(num_samples, mu.shape[1], generator=g) for g in generators])
+            noise = noise.to(device=mu.device, dtype=mu.dtype)
+        return mu.unsqueeze(1) + noise * torch.exp(0.5 * logvar).unsqueeze(1)
+
+    def log_density(self, z, mu, logvar) -> torch.Tensor:
+        """log q(z | x): `z (B, K, D) -> (B, K)`."""
+        return gaussian_log_density(z, mu, logvar)
+
+    def pairwise_log_density(self, z, mu, logvar) -> torch.Tensor:
+        """log q(z_i | x_j) for all pairs: `z (N, D)`, `mu (M, D) -> (N, M)`."""
+        return gaussian_pairwise_log_density(z, mu, logvar)
+
+    def prior_log_density(self, z) -> torch.Tensor:
+        return standard_normal_log_density(z)
+
+    def mean(self, mu, logvar) -> torch.Tensor:
+        """E_q[z] (for active units)."""
+        return mu
+
+    def mode(self, mu, logvar) -> torch.Tensor:
+        """The point decoded in evaluation and reconstruction."""
+        return mu
+
+    def sample_prior(self, count: int, device=None, dtype=None) -> torch.Tensor:
+        return torch.randn(count, self.dim, device=device, dtype=dtype)
+
+
+class VMFLatent:
+    """vMF(mu / |mu|, kappa) posterior with a fixed `kappa`, uniform prior on the unit sphere (vMF-VAE). Its KL is
+    a constant of kappa and D; it has no variance head (`logvar` is None everywhere)."""
+
+    has_variance = False
+
+    def __init__(self, dim: int, kappa: float):
+        self.dim, self.kappa = dim, kappa
+        self.constant_kl = vmf_kl(dim, kappa)
+
+    def kl(self, mu, logvar=None) -> torch.Tensor:
+        return mu.new_full(mu.shape[:1], self.constant_kl, dtype=torch.float32)
+
+    def sample(self, mu, logvar=None, num_samples: int = 1, generators=None) -> torch.Tensor:
+        if generators is None:
+            return vmf_sample(mu, self.kappa, num_samples)
+        return torch.cat([vmf_sample(mu[i : i + 1], self.kappa, num_samples, g) for i, g in enumerate(generators)])
+
+    def log_density(self, z, mu, logvar=None) -> torch.Tensor:
+        return vmf_log_density(z, mu, self.kappa)
+
+    def pairwise_log_density(self, z, mu, logvar=None) -> torch.Tensor:
+        return vmf_pairwise_log_density(z, mu, self.kappa)
+
+    def prior_log_density(self, z) -> torch.Tensor:
+        return uniform_sphere_log_density(z)
+
+    def mean(self, mu, logvar=None) -> torch.Tensor:
+        """E_q[z] = A_D(kappa) mu / |mu|."""
+        return torch.nn.functional.normalize(mu, dim=-1) * vmf_mean_length(self.dim, self.kappa)
+
+    def mode(self, mu, logvar=None) -> torch.Tensor:
+        """The mean direction."""
+        return torch.nn.functional.normalize(mu, dim=-1)
+
+    def sample_prior(self, count: int, device=None, dtype=None) -> torch.Tensor:
+        return torch.nn.functional.normalize(torch.randn(count, self.dim, device=device, dtype=dtype), dim=-1)
+
+
+def latent_distribution(config) -> GaussianLatent | VMFLatent:
+    """The latent distribution a configuration asks for (`config.latent_distribution`)."""
+    if config.latent_distribution == "vmf":
+        return VMFLatent(config.latent_dim, config.vmf_kappa)
+    return GaussianLatent(config.latent_dim)
+
+
 # ----------------------------------------------------------------------------- KL annealing (Bowman et al. 2016)
 def kl_annealing_weight(schedule: str, step: int, anneal_steps: int, k: float, x0: int, cycle_length: int,
                         cycle_ratio: float) -> float:

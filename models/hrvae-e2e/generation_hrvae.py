@@ -178,9 +178,7 @@ class HRVAEGenerationMixin:
         all_scores, all_logits = [], []
         inputs = sequences
         for _ in range(max_new_tokens):
-            if sequences.shape[1] > 1 and config.word_dropout >= 1.0:
-                inputs = torch.full_like(inputs, config.unk_token_id)  # inputless: <s>, then <unk> only
-            logits, state = self.decoder(inputs, state)
+            logits, state = self.decoder(self.inputless_inputs(inputs, sequences.shape[1] - 1), state)
             logits = logits[:, -1].float()
             scores = processors(sequences, logits)
             if do_sample:
@@ -258,9 +256,7 @@ def beam_search(model, latent, num_beams: int, num_return_sequences: int, max_ne
     done = [False] * batch
     inputs = sequences
     for step in range(max_new_tokens):
-        if step and config.word_dropout >= 1.0:
-            inputs = torch.full_like(inputs, config.unk_token_id)  # inputless: <s>, then <unk> only
-        logits, state = model.decoder(inputs, state)
+        logits, state = model.decoder(model.inputless_inputs(inputs, step), state)
         log_probs = processors(sequences, torch.log_softmax(logits[:, -1].float(), dim=-1))
         vocab, length = log_probs.shape[-1], step + 1
         candidates = (beam_scores.view(-1, 1) + log_probs).view(batch, beams * vocab)

@@ -10,7 +10,6 @@ This file imports only torch, transformers and sibling modules, so that a saved 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput, logging
@@ -18,20 +17,7 @@ from transformers.utils import ModelOutput, logging
 from .configuration_hrvae import HRVAEConfig
 from .decoders_hrvae import FastDropout, HRVAECNNDecoder, HRVAEDecoder
 from .generation_hrvae import HRVAEGenerationMixin
-from .latent_hrvae import (
-    gaussian_kl,
-    gaussian_kl_per_dim,
-    gaussian_log_density,
-    gaussian_pairwise_log_density,
-    kl_annealing_weight,
-    standard_normal_log_density,
-    uniform_sphere_log_density,
-    vmf_kl,
-    vmf_log_density,
-    vmf_mean_length,
-    vmf_pairwise_log_density,
-    vmf_sample,
-)
+from .latent_hrvae import gaussian_kl_per_dim, kl_annealing_weight, latent_distribution
 from .losses_hrvae import token_nll
 from .recurrence_hrvae import lstm_with_cell_states
 
@@ -108,8 +94,8 @@ class HRVAEEncoder(nn.Module):
         self.layers = nn.ModuleList(nn.LSTM(size, config.hidden_size, batch_first=True) for size in sizes)
         self.dropout = FastDropout(config.dropout)
         self.to_mu = nn.Linear(config.state_size, config.latent_dim)
-        gaussian = config.latent_distribution == "gaussian"
-        self.to_logvar = nn.Linear(config.state_size, config.latent_dim) if gaussian else None
+        has_variance = latent_distribution(config).has_variance  # vMF: a fixed kappa, no variance head
+        self.to_logvar = nn.Linear(config.state_size, config.latent_dim) if has_variance else None
         # BN-VAE: batch norm on mu with a fixed scale gamma (set in _init_weights) and a learnt shift.
         self.mu_norm = nn.BatchNorm1d(config.latent_dim) if config.bn_vae else None
         if self.mu_norm is not None:
@@ -178,8 +164,7 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         super().__init__(config)
         self.encoder = HRVAEEncoder(config)
         self.decoder = HRVAECNNDecoder(config) if config.decoder_type == "cnn" else HRVAEDecoder(config)
-        self.is_vmf = config.latent_distribution == "vmf"
-        self._vmf_kl = vmf_kl(config.latent_dim, config.vmf_kappa) if self.is_vmf else None
+        self.distribution = latent_distribution(config)  # GaussianLatent or VMFLatent (latent_hrvae.py)
         self.post_init()
 
     # ---------------------------------------------------------------- input checks
@@ -244,7 +229,7 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         state = self.encoder(input_ids)
         lengths = attention_mask.sum(1)
         present = (lengths > 0).unsqueeze(1).to(state.dtype)
-        holistic = self.config.kl_regularisation == "holistic" and not self.is_vmf
+        holistic = self.config.kl_regularisation == "holistic" and self.distribution.has_variance
         if holistic:
             # The heads run on the real positions only (padding would cost as much as words and count for nothing),
             # gathered by index rather than by a boolean mask: an index of known size needs no synchronisation.
@@ -335,57 +320,38 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
 
     def latent_kl(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """KL(q(z | x) || p(z)) of the used latent, `(B,)`."""
-        if self.is_vmf:
-            return mu.new_full(mu.shape[:1], self._vmf_kl, dtype=torch.float32)
-        return gaussian_kl(mu.float(), logvar.float())  # fp32: exp(logvar) - 1 - logvar cancels near the prior
+        return self.distribution.kl(mu, logvar)
 
     def holistic_kl(self, mu: torch.Tensor, kl_terms: torch.Tensor | None) -> torch.Tensor:
         """The KL training term per sentence `(B,)`, before free bits and annealing."""
-        return mu.new_full(mu.shape[:1], self._vmf_kl, dtype=torch.float32) if kl_terms is None else kl_terms.sum(-1)
+        return self.distribution.kl(mu, None) if kl_terms is None else kl_terms.sum(-1)  # None: no variance head
 
     def sample_posterior(self, mu, logvar, num_samples: int = 1, generators=None) -> torch.Tensor:
         """`num_samples` draws of q(z | x): `(B, D) -> (B, num_samples, D)`; row b from `generators[b]` if given."""
-        if self.is_vmf:
-            if generators is None:
-                return vmf_sample(mu, self.config.vmf_kappa, num_samples)
-            return torch.cat([vmf_sample(mu[i : i + 1], self.config.vmf_kappa, num_samples, g)
-                              for i, g in enumerate(generators)])
-        if generators is None:
-            noise = torch.randn(mu.shape[0], num_samples, mu.shape[1], device=mu.device, dtype=mu.dtype)
-        else:
-            noise = torch.stack([torch.randn(num_samples, mu.shape[1], generator=g) for g in generators])
-            noise = noise.to(device=mu.device, dtype=mu.dtype)
-        return mu.unsqueeze(1) + noise * torch.exp(0.5 * logvar).unsqueeze(1)
+        return self.distribution.sample(mu, logvar, num_samples, generators)
 
     def posterior_log_density(self, z, mu, logvar) -> torch.Tensor:
         """log q(z | x): `z (B, K, D)` -> `(B, K)`."""
-        if self.is_vmf:
-            return vmf_log_density(z, mu, self.config.vmf_kappa)
-        return gaussian_log_density(z, mu, logvar)
+        return self.distribution.log_density(z, mu, logvar)
 
     def prior_log_density(self, z) -> torch.Tensor:
         """log p(z): `(..., D) -> (...)` (N(0, I), or uniform on the sphere for vMF)."""
-        return uniform_sphere_log_density(z) if self.is_vmf else standard_normal_log_density(z)
+        return self.distribution.prior_log_density(z)
 
     def pairwise_posterior_log_density(self, z, mu, logvar) -> torch.Tensor:
         """log q(z_i | x_j) for all pairs: `z (N, D)`, `mu (M, D)` -> `(N, M)`."""
-        if self.is_vmf:
-            return vmf_pairwise_log_density(z, mu, self.config.vmf_kappa)
-        return gaussian_pairwise_log_density(z, mu, logvar)
+        return self.distribution.pairwise_log_density(z, mu, logvar)
 
     def posterior_mean(self, mu, logvar) -> torch.Tensor:
         """E_q[z] `(B, D)` (for active units): mu, or A_D(kappa) mu / |mu| for vMF."""
-        if self.is_vmf:
-            return F.normalize(mu, dim=-1) * vmf_mean_length(self.config.latent_dim, self.config.vmf_kappa)
-        return mu
+        return self.distribution.mean(mu, logvar)
 
     def posterior_mode(self, mu, logvar) -> torch.Tensor:
         """The point decoded in evaluation and reconstruction: the mean (Gaussian) or the mean direction (vMF)."""
-        return F.normalize(mu, dim=-1) if self.is_vmf else mu
+        return self.distribution.mode(mu, logvar)
 
     def sample_prior(self, count: int) -> torch.Tensor:
-        z = torch.randn(count, self.config.latent_dim, device=self.device, dtype=self.dtype)
-        return F.normalize(z, dim=-1) if self.is_vmf else z
+        return self.distribution.sample_prior(count, device=self.device, dtype=self.dtype)
 
     def kl_weight_at(self, global_step: int | None) -> float:
         """`kl_weight` times the annealing schedule at `global_step` (1 without a step: evaluation)."""
@@ -417,13 +383,23 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         """
         rate = self.config.word_dropout
         if rate >= 1.0:
-            dropped = torch.ones_like(input_ids, dtype=torch.bool)
-        elif rate > 0.0 and self.training:
+            return self.inputless_inputs(input_ids)
+        if rate > 0.0 and self.training:
             dropped = torch.rand(input_ids.shape, device=input_ids.device) < rate
-        else:
+            dropped[:, 0] = False
+            return input_ids.masked_fill(dropped, self.config.unk_token_id)
+        return input_ids
+
+    def inputless_inputs(self, input_ids: torch.Tensor, position: int = 0) -> torch.Tensor:
+        """The inputless rule, the one place it is written: the decoder sees `<s>`, then only `<unk>` — in
+        training, evaluation and generation alike. `input_ids (B, T')` are the decoder's inputs from sentence
+        position `position` on (generation feeds one position at a time); unchanged in the standard setting."""
+        if self.config.word_dropout < 1.0:
             return input_ids
-        dropped[:, 0] = False
-        return input_ids.masked_fill(dropped, self.config.unk_token_id)
+        hidden = torch.full_like(input_ids, self.config.unk_token_id)
+        if position == 0:
+            hidden[:, 0] = input_ids[:, 0]  # <s>
+        return hidden
 
     def decode(self, latent: torch.Tensor, input_ids: torch.Tensor, repeats: int = 1) -> torch.Tensor:
         """Teacher-forced decoding of `input_ids (B, T)` from `latent (B * repeats, D)`: `logits (B * repeats, T - 1,
