@@ -23,7 +23,7 @@ METRICS = (
            choose="validation ELBO-NLL (a bound on the NLL)"),
     Metric("iw_nll", "IW-NLL", "IW-NLL (importance-weighted bound, nats/sentence)", "nll", True, bound=True,
            choose="validation importance-weighted NLL (a bound, tighter than the ELBO)"),
-    Metric("ppl", "PPL", "PPL from IW-NLL (per predicted token)", "perplexity", True),
+    Metric("ppl", "PPL (IW)", "PPL from IW-NLL (per predicted token)", "perplexity", True),
     Metric("kl", "KL of the used z", "KL of the used latent (nats/sentence)", "kl", None),
     Metric("mutual_info", "MI", "Mutual information I_q(x; z)", "mutual_information", None),
     Metric("active_units", "AU", "Active units", "active_units", None),

@@ -297,3 +297,21 @@ def test_reproduce_trains_evaluates_and_records_a_run(e2e_folder, tmp_path):
     missing = [part if part != "e2e-hrvae-inputless" else "e2e-hrvae-standard" for part in again]
     result = subprocess.run(missing, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0 and "holds no finished training" in result.stdout
+
+
+def test_tables_name_and_format_metrics_from_the_registry():
+    from hf_hrvae.metrics import METRICS
+    from hf_hrvae.paper.results import VALID_COLUMNS, metric_cell, metric_header
+
+    shorts = {m.short for m in METRICS}
+    assert all(metric_header(key).removesuffix(" (k)") in shorts for key in VALID_COLUMNS)
+    valid = {"iw_nll": 41.0, "iw_samples": 500, "active_units": 7, "mutual_info": 1.23456, "bleu": 12.34,
+             "reconstruction_repeat_rate": 0.125}
+    assert metric_cell(valid, "iw_nll") == "41.00 (500)" and metric_cell(valid, "active_units") == "7"
+    assert metric_cell(valid, "mutual_info") == "1.235" and metric_cell(valid, "bleu") == "12.3"
+    assert metric_cell(valid, "reconstruction_repeat_rate") == "12 %" and metric_cell(valid, "elbo_nll") == "–"
+    with pytest.raises(StopIteration):
+        metric_cell(valid, "not_a_metric")  # a column must be a metric of the registry
+    records = [json.loads(path.read_text()) for path in sorted((REPO_ROOT / "results").glob("*.json"))]
+    header = table2_markdown(records, "e2e").splitlines()[0]
+    assert header.endswith(" | ".join(metric_header(key) for key in VALID_COLUMNS) + " |")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..metrics import METRICS
 from ..models.hrvae.configuration_hrvae import PRESETS, SETTINGS
 from ..plotting import save_figure
 from ..training.utils import device_description, sample_indices  # noqa: F401  (re-exported)
@@ -218,6 +219,38 @@ def _fmt(value, digits=2):
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _share(value):
+    return "–" if value is None else f"{100 * value:.0f} %"
+
+
+# The tables' metric columns: header and cell from the metric registry (hf_hrvae/metrics.py), so a metric's name is
+# written once. Valid metrics, in the order every table shows them:
+VALID_COLUMNS = ("elbo_nll", "iw_nll", "kl", "ppl", "mutual_info", "active_units", "bleu")
+_DIGITS = {"mutual_info": 3, "bleu": 1}
+
+
+def _metric(key: str, family: str = "valid"):
+    return next(m for m in METRICS if m.key == key and m.family == family)
+
+
+def metric_header(key: str, family: str = "valid") -> str:
+    """A table's column name for a metric: its registry `short`, `(k)` beside the importance-weighted NLL."""
+    return _metric(key, family).short + (" (k)" if key == "iw_nll" else "")
+
+
+def metric_cell(results: dict, key: str, family: str = "valid") -> str:
+    """A metric's cell from an evaluation's `valid` / `paper_protocol` dict (or a validation record): `–` when
+    absent, shares as percentages, the IW-NLL with its k."""
+    _metric(key, family)  # only metrics of the registry
+    value = results.get(key)
+    if key == "active_units":
+        return "–" if value is None else str(value)
+    if key.endswith("repeat_rate"):
+        return _share(value)
+    cell = _fmt(value, _DIGITS.get(key, 2))
+    return f"{cell} ({results.get('iw_samples') or '–'})" if key == "iw_nll" else cell
+
+
 def table2_markdown(records: list[dict], dataset: str) -> str:
     """Our test numbers beside the paper's, for one dataset: paper protocol first (comparable to Table 2), then
     the valid metrics. The equal-budget comparison's runs have their own table (`equal_budget_markdown`)."""
@@ -226,8 +259,8 @@ def table2_markdown(records: list[dict], dataset: str) -> str:
     rows.sort(key=lambda r: (r["setting"] != "standard", order[r["preset"]], r["variant"] or ""))
     lines = [
         "| system | setting | epochs | paper NLL (KL) | paper PPL | ours, paper protocol: NLL (KL) | PPL | "
-        "ours, valid: ELBO-NLL | IW-NLL (k) | KL of used z | PPL (IW) | MI | AU | BLEU |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        + " | ".join(metric_header(key) for key in VALID_COLUMNS) + " |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(VALID_COLUMNS),
     ]
     for r in rows:
         paper = PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {})
@@ -238,9 +271,7 @@ def table2_markdown(records: list[dict], dataset: str) -> str:
             f"| {name} | {r['setting']} | {r['epochs']} | "
             f"{paper.get('nll', '–')}{dagger} ({paper.get('kl', '–')}{dagger}) | {paper.get('ppl', '–')}{dagger} | "
             f"{_fmt(ours.get('nll'))} ({_fmt(ours.get('kl'))}) | {_fmt(ours.get('ppl'))} | "
-            f"{_fmt(valid['elbo_nll'])} | {_fmt(valid.get('iw_nll'))} ({valid.get('iw_samples', '–')}) | "
-            f"{_fmt(valid['kl'])} | {_fmt(valid.get('ppl'))} | {_fmt(valid['mutual_info'], 3)} | "
-            f"{valid['active_units']} | {_fmt(valid.get('bleu'), 1)} |"
+            + " | ".join(metric_cell(valid, key) for key in VALID_COLUMNS) + " |"
         )
     return "\n".join(lines) + "\n"
 
@@ -278,9 +309,10 @@ def latent_return_epoch(record: dict, threshold: float = 5.0, min_active_units: 
 def equal_budget_markdown(records: list[dict]) -> str:
     """The runs of the equal-budget comparison (`EQUAL_BUDGET_RUNS`) side by side (test split); `no record yet` for a missing one."""
     by_name = {r["name"]: r for r in records}
+    columns = [key for key in VALID_COLUMNS if key != "ppl"]
     lines = ["| system | epochs (exported) | latent in use from epoch | paper NLL (KL) | ours, paper protocol: "
-             "NLL (KL) | PPL | ELBO-NLL | IW-NLL (k) | KL of used z | MI | AU | BLEU |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "NLL (KL) | PPL | " + " | ".join(metric_header(key) for key in columns) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(columns)]
     for name in EQUAL_BUDGET_RUNS:
         r = by_name.get(name)
         if r is None:
@@ -293,9 +325,7 @@ def equal_budget_markdown(records: list[dict]) -> str:
         lines.append(
             f"| {system_label(r)} | {r['epochs']} ({r['best_epoch']}) | {back if back is not None else 'never'} | "
             f"{paper.get('nll', '–')} ({paper.get('kl', '–')}) | {_fmt(ours.get('nll'))} ({_fmt(ours.get('kl'))}) | "
-            f"{_fmt(ours.get('ppl'))} | {_fmt(valid['elbo_nll'])} | {_fmt(valid.get('iw_nll'))} "
-            f"({valid.get('iw_samples', '–')}) | {_fmt(valid['kl'])} | {_fmt(valid['mutual_info'], 3)} | "
-            f"{valid['active_units']} | {_fmt(valid.get('bleu'), 1)} |")
+            f"{_fmt(ours.get('ppl'))} | " + " | ".join(metric_cell(valid, key) for key in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -470,29 +500,27 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-decay", "hrvae-e2e": "e2e-hrvae-standard-long"}
 
 
-def _share(value):
-    return "–" if value is None else f"{100 * value:.0f} %"
-
-
 def shipped_markdown(records: list[dict]) -> str:
     """One test-split table of the shipped models, from their runs' records (`SHIPPED_RUNS`)."""
     by_name = {r["name"]: r for r in records}
-    lines = ["| model | setting | epochs (exported) | IW-NLL (k) | ELBO-NLL | KL of the used z | AU | MI | BLEU | "
-             "repeats: reconstructions / prior greedy / top-p | paper-protocol NLL (Table 2) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    columns = ("iw_nll", "elbo_nll", "kl", "active_units", "mutual_info", "bleu")
+    repeats = ("reconstruction_repeat_rate", "prior_greedy_repeat_rate", "prior_top_p_repeat_rate")
+    lines = ["| model | setting | data | epochs (exported) | " + " | ".join(metric_header(key) for key in columns)
+             + " | " + " / ".join(metric_header(key) for key in repeats) + " | "
+             + metric_header("nll", "paper_protocol") + " (Table 2) |",
+             "|---|---|---|---|" + "---|" * (len(columns) + 2)]
     for folder, name in SHIPPED_RUNS.items():
         r = by_name.get(name)
         if r is None:
-            lines.append(f"| `{folder}` | (no record {name}.json yet) |" + " |" * 9)
+            lines.append(f"| `{folder}` | (no record {name}.json yet) |" + " |" * (len(columns) + 4))
             continue
         v, p = r["valid"], r["paper_protocol"]
         paper = PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {}).get("nll")
         lines.append(
-            f"| [`{folder}`](../models/{folder}) | {r['setting']} | {r['epochs']} ({r['best_epoch']}) | "
-            f"{_fmt(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | {_fmt(v.get('elbo_nll'))} | {_fmt(v.get('kl'))} | "
-            f"{v.get('active_units')} | {_fmt(v.get('mutual_info'))} | {_fmt(v.get('bleu'), 1)} | "
-            f"{_share(v.get('reconstruction_repeat_rate'))} / {_share(v.get('prior_greedy_repeat_rate'))} / "
-            f"{_share(v.get('prior_top_p_repeat_rate'))} | {_fmt(p.get('nll'))} ({paper if paper is not None else '–'}) |")
+            f"| [`{folder}`](../models/{folder}) | {r['setting']} | {r['dataset'].upper()} | {r['epochs']} "
+            f"({r['best_epoch']}) | " + " | ".join(metric_cell(v, key) for key in columns) + " | "
+            + " / ".join(metric_cell(v, key) for key in repeats) + " | "
+            f"{metric_cell(p, 'nll', 'paper_protocol')} ({paper if paper is not None else '–'}) |")
     return "\n".join(lines) + "\n"
 
 
