@@ -258,7 +258,7 @@ def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dic
     from transformers import DataCollatorWithPadding
 
     from .training.data import load_text_splits, tokenize_splits
-    from .scripts import load_pretrained
+    from .loading import load_pretrained
 
     accelerator = Accelerator()
     model, tokenizer = load_pretrained(args.model_name_or_path)

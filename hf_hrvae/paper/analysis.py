@@ -181,7 +181,7 @@ def run_probes(args: ProbeArguments, command: str | None = None) -> dict:
     an interpolation between two test sentences whose MRs differ; write `args.output_file`."""
     from ..training.data import load_raw_dataset
     from ..errors import DataError
-    from ..scripts import load_pretrained
+    from ..loading import load_pretrained
 
     model, tokenizer = load_pretrained(args.model_name_or_path)
     model.eval()

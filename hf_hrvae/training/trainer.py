@@ -26,7 +26,7 @@ from .fine_tuning import adapt_vocabulary
 from ..models.hrvae.modeling_hrvae import HRVAEModel
 from ..plotting import plot_training_curves
 from .utils import device_description, sample_indices
-from ..scripts import load_pretrained
+from ..loading import load_pretrained
 from ..text_quality import prior_sample_metrics
 
 logger = logging.getLogger(__name__)
