@@ -23,7 +23,8 @@ setup(
     ],
     extras_require={
         "word2vec": ["gensim>=4.3"],
-        "tests": ["pytest>=8", "scipy", "mpmath", "gensim>=4.3"],
-        "dev": ["pytest>=8", "scipy", "mpmath", "gensim>=4.3", "ruff"],
+        "demo": ["gradio>=6,<7"],
+        "tests": ["pytest>=8", "scipy", "mpmath", "gensim>=4.3", "gradio>=6,<7", "playwright"],
+        "dev": ["pytest>=8", "scipy", "mpmath", "gensim>=4.3", "gradio>=6,<7", "playwright", "ruff"],
     },
 )

@@ -174,6 +174,9 @@ class ProbeArguments:
     l2: float = field(default=1e-3, metadata={"help": "the probes' L2 penalty on standardised latents"})
     seed: int = 0
     interpolation_steps: int = 7
+    save_probes: str | None = field(default=None, metadata={
+        "help": "also write the fitted probes (on posterior means) to this .safetensors file, for the Space "
+                "(examples/space/probes.safetensors)"})
 
 
 def run_probes(args: ProbeArguments, command: str | None = None) -> dict:
@@ -229,7 +232,24 @@ def run_probes(args: ProbeArguments, command: str | None = None) -> dict:
     if args.output_file:
         Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output_file).write_text(json.dumps(results, indent=1))
+    if args.save_probes:
+        results["saved_probes"] = str(save_probes(fitted, args.save_probes))
     return results
+
+
+def save_probes(probes: dict, path) -> Path:
+    """The fitted probes `{attribute: LinearProbe}` as one safetensors file: `ATTRIBUTE.{mean,std,weight,bias}`
+    (float64) and the classes in the metadata (`classes`: JSON). What the Space's `load_probes` reads."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for attribute, probe in probes.items():
+        for part in ("mean", "std", "weight", "bias"):
+            tensors[f"{attribute}.{part}"] = getattr(probe, part).detach().contiguous()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"classes": json.dumps({a: p.classes for a, p in probes.items()})})
+    return path
 
 
 def pick_interpolation_ends(mrs: list[str], attributes=("eatType", "area", "familyFriendly")) -> tuple[int, int]:
@@ -246,5 +266,5 @@ def pick_interpolation_ends(mrs: list[str], attributes=("eatType", "area", "fami
 __all__ = [
     "E2E_ATTRIBUTES", "ABSENT", "parse_meaning_representation", "attribute_labels", "encode_posteriors",
     "LinearProbe", "probe_attributes", "pca_2d", "plot_latent_pca", "interpolation_with_probes", "ProbeArguments",
-    "run_probes", "pick_interpolation_ends",
+    "run_probes", "pick_interpolation_ends", "save_probes",
 ]
