@@ -43,6 +43,12 @@ VARIANTS = {
                                    "--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
                                    "--num_train_epochs", "25", "--early_stopping_patience", "10",
                                    "--eval_full_every_epochs", "10"),
+    # issue 22, the next session: the shipped (decayed) model continued once more, a cosine from 5e-4 over the 18
+    # epochs that fit one session beside another run
+    "decay3": LONG_RUN_FLAGS[2:] + ("--model_name_or_path", "models/hrvae-e2e-inputless", "--learning_rate", "5e-4",
+                                    "--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
+                                    "--num_train_epochs", "18", "--early_stopping_patience", "10",
+                                    "--eval_full_every_epochs", "10", "--max_train_minutes", "88"),
 }
 # Runs whose variant means other flags than VARIANTS says for the others: issue 23's standard-setting runs, trained
 # from scratch with the decaying lr of the Table 3 run (a `long` run of the equal-budget comparison has a constant lr).
@@ -51,6 +57,10 @@ RUN_FLAGS = {
     # lost its folder with the session at epoch 45)
     "e2e-hrvae-standard-long": LONG_RUN_FLAGS + ("--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
                                                  "--num_train_epochs", "25", "--eval_full_every_epochs", "10"),
+    # issue 23, PTB: from scratch at a constant lr 1e-3 (the latent came into use by epoch 3), the 11 epochs of one
+    # session beside another run
+    "ptb-hrvae-standard-long": LONG_RUN_FLAGS + ("--num_train_epochs", "11", "--eval_full_every_epochs", "10",
+                                                 "--max_train_minutes", "85"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 
