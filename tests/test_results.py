@@ -315,3 +315,21 @@ def test_tables_name_and_format_metrics_from_the_registry():
     records = [json.loads(path.read_text()) for path in sorted((REPO_ROOT / "results").glob("*.json"))]
     header = table2_markdown(records, "e2e").splitlines()[0]
     assert header.endswith(" | ".join(metric_header(key) for key in VALID_COLUMNS) + " |")
+
+
+def test_the_readme_models_table_is_the_records_of_the_shipped_runs():
+    """The README's models table is generated (make_results.py) and matches the records it is made from."""
+    import re
+
+    from hf_hrvae.paper.results import SHIPPED_RUNS, SHIPPED_USES, models_markdown
+
+    records = load_records(REPO_ROOT / "results")
+    table = models_markdown(records)
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"<!-- BEGIN MODELS -->\n(.*?)<!-- END MODELS -->", readme, re.S).group(1)
+    assert shown == table, "run examples/paper/make_results.py"
+    by_name = {r["name"]: r for r in records}
+    for folder, run in SHIPPED_RUNS.items():
+        row = next(line for line in table.splitlines() if f"[`{folder}`]" in line)
+        assert f"{by_name[run]['valid']['bleu']:.1f}" in row and SHIPPED_USES[folder] in row
+        assert (REPO_ROOT / "models" / folder / "config.json").exists()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Regenerate the tables, samples and figures of docs/results.md (the short account) and results/README.md (every
-run's curve, samples and commands) from the records in results/.
+"""Regenerate the tables, samples and figures of docs/results.md (the short account), results/README.md (every
+run's curve, samples and commands) and the README's models table from the records in results/.
 
     python examples/paper/make_results.py
 
@@ -22,6 +22,7 @@ class MakeResultsArguments:
     results_dir: str = "results"
     document: str = "docs/results.md"
     run_log: str = "results/README.md"
+    readme: str = "README.md"
     figure: str = "docs/figures/figure2-e2e-inputless.png"
     equal_budget_figure: str = "docs/figures/figure2-e2e-inputless-equal-budget.png"
 
@@ -35,7 +36,7 @@ def main():
         figures.append(plot_figure2(records, args.equal_budget_figure, names=EQUAL_BUDGET_RUNS))
     links = [os.path.relpath(figure, document.parent) for figure in figures]
     sections = results_sections(records, links[0], links[1] if len(links) > 1 else None)
-    paths = [document, Path(args.run_log)]
+    paths = [document, Path(args.run_log), Path(args.readme)]
     texts = fill_documents({path: path.read_text(encoding="utf-8") for path in paths}, sections)
     for path, text in texts.items():
         path.write_text(text, encoding="utf-8")

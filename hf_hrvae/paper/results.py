@@ -471,6 +471,8 @@ __all__ = [
     "long_run_markdown",
     "shipped_markdown",
     "SHIPPED_RUNS",
+    "SHIPPED_USES",
+    "models_markdown",
     "plot_figure2",
     "merge_curve",
     "fill_markers",
@@ -508,6 +510,30 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
 SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-decay", "hrvae-e2e": "e2e-hrvae-standard-long"}
+# What each shipped model is good for (the README's models table).
+SHIPPED_USES = {
+    "hrvae-e2e-inputless": "sentence embeddings, interpolation, reconstruction: z carries the whole sentence",
+    "hrvae-e2e": "language modelling and sampling with a latent in use: fluent prior samples",
+    "hrvae-ptb": "news-domain language modelling with a latent in use",
+}
+
+
+def models_markdown(records: list[dict]) -> str:
+    """The README's small table of the shipped models: their test numbers (from the records) and their use."""
+    keys = ("iw_nll", "kl", "active_units", "bleu", "reconstruction_repeat_rate")
+    lines = ["| model | setting | data, epochs | test: " + " · ".join(metric_header(key) for key in keys)
+             + " | good for |", "|---|---|---|---|---|"]
+    by_name = {r["name"]: r for r in records}
+    for folder, name in SHIPPED_RUNS.items():
+        r = by_name.get(name)
+        if r is None:
+            lines.append(f"| `{folder}` | (no record {name}.json yet) | | | |")
+            continue
+        start = "continued from the previous model" if r.get("initialised_from") else "from scratch"
+        lines.append(f"| [`{folder}`](models/{folder}) | {r['setting']} | {r['dataset'].upper()}, {r['epochs']} "
+                     f"epochs {start} | " + " · ".join(metric_cell(r["valid"], key) for key in keys)
+                     + f" | {SHIPPED_USES.get(folder, '')} |")
+    return "\n".join(lines) + "\n"
 
 
 def shipped_markdown(records: list[dict]) -> str:
@@ -574,6 +600,7 @@ def results_sections(records: list[dict], figure_link: str, equal_budget_figure_
               if equal_budget_figure_link else "(no record of the equal-budget runs yet)\n")
     return {
         "SHIPPED": shipped_markdown(records),
+        "MODELS": models_markdown(records),
         "LONG_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-e2e-inputless"]),
         "STANDARD_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-e2e"]),
         "TABLE_EQUAL_BUDGET": equal_budget_markdown(records),
