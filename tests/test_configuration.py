@@ -93,3 +93,15 @@ def test_every_model_option_is_one_flag_declared_by_the_config():
     for name, allowed in OPTION_CHOICES.items():  # the config refuses what the flags refuse
         with pytest.raises(ValueError, match=f"HRVAEConfig.{name} must be one of"):
             HRVAEConfig(**{name: "no-such-value"})
+
+
+def test_a_warmup_the_constant_schedule_ignores_is_warned_about(caplog):
+    from hf_hrvae.training import TrainingArguments
+
+    with caplog.at_level("WARNING", logger="hf_hrvae.training"):
+        TrainingArguments(output_dir="x", dataset_name="e2e", num_warmup_steps=300)
+    assert "no effect with --lr_scheduler_type constant" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hf_hrvae.training"):
+        TrainingArguments(output_dir="x", dataset_name="e2e", num_warmup_steps=300, lr_scheduler_type="cosine")
+    assert "no effect" not in caplog.text

@@ -134,6 +134,9 @@ class _TrainingFlags:
                              "--group_by_length (which shuffles length groups).")
         if self.num_warmup_steps < 0:
             raise ValueError(f"--num_warmup_steps must be >= 0, got {self.num_warmup_steps}.")
+        if self.num_warmup_steps and self.lr_scheduler_type == "constant":
+            logger.warning("--num_warmup_steps has no effect with --lr_scheduler_type constant (transformers' "
+                           "get_scheduler ignores it there); use constant_with_warmup for a warm-up.")
         if self.lr_scheduler_type not in {kind.value for kind in SchedulerType}:
             raise ValueError(f"--lr_scheduler_type must be one of {[kind.value for kind in SchedulerType]}, "
                              f"got {self.lr_scheduler_type!r}.")
