@@ -241,6 +241,8 @@ def schedule_line(training: dict) -> str:
     lr = (training.get("arguments") or {}).get("learning_rate")
     if schedule is None:
         text = f"learning rate {lr} (constant; Adam)" if lr is not None else "learning rate not recorded"
+    elif schedule["type"] == "constant":  # get_scheduler's constant schedule ignores any warm-up
+        text = f"learning rate {schedule['learning_rate']} (constant; Adam)"
     else:
         text = (f"learning rate {schedule['learning_rate']}, `{schedule['type']}` schedule over "
                 f"{schedule['num_training_steps']} steps after {schedule['num_warmup_steps']} warm-up steps (Adam)")

@@ -58,7 +58,7 @@ def test_card_metadata_comes_from_the_run(run_folder):
     assert recorded["Prior samples (top-p 0.9) with a token repeated back-to-back"] == \
         round(valid["prior_top_p_repeat_rate"], 4)
     assert f"| {100 * valid['reconstruction_repeat_rate']:.1f} % ({100 * valid['reference_repeat_rate']:.1f} %) |" in card
-    assert "learning rate 0.0001, `constant` schedule over 4 steps after 0 warm-up steps (Adam)" in card
+    assert "learning rate 0.0001 (constant; Adam)" in card and "warm-up" not in card  # constant ignores warm-up
 
 
 def test_card_says_the_schedule_and_the_model_a_run_started_from(run_folder, tmp_path):

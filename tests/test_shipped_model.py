@@ -41,11 +41,30 @@ VALIDATION_SENTENCES = [
     "The Wrestlers is a non kids friendly coffee shop, that has moderate price ranged English food. It is located near Raja Indian Cuisine in the city center.",
     "Wildwood is a coffee shop that serves English food. They have high customer ratings and cheap prices. They are in the city near the Ranch.",
 ]
-# What each shipped model promises: its setting, and a BLEU floor on the sentences above (greedy, posterior mean)
-# below what it measured, so that a worse model replacing it fails.
+# Every 150th sentence of PTB's validation split (../shared/data/ptb_text_only), as written there.
+PTB_VALIDATION_SENTENCES = [
+    "consumers may want to move their telephones a little closer to the tv set",
+    "paintings are just part of the picture",
+    "the cement producer said the payment was made from excess cash flow",
+    "it 's a nice feeling to know that things stabilized said mr. sherman the <unk> <unk> of a discount department store",
+    "the loyal <unk> has come full circle",
+    "testimony is expected to continue until early december",
+    "phil <unk> a software engineer was an eager customer",
+    "the market upheaval apparently has n't triggered any cash crunch yet",
+    "since late N for example it has put off a rule dealing with deferred income taxes because of the continuing "
+    "controversy over the issue",
+    "dr. novello an expert on pediatric kidney diseases is deputy director of the national institute of child health "
+    "and human development",
+]
+# What each shipped model promises: its setting, and a BLEU floor on its corpus's sentences above (greedy, posterior
+# mean) below what it measured, so that a worse model replacing it fails; the k of its test IW-NLL.
 SHIPPED_MODELS = {
-    "hrvae-e2e-inputless": {"setting": "inputless", "bleu_floor": 40.0},  # measured: 48.6, 2026-12-02
-    "hrvae-e2e": {"setting": "standard", "bleu_floor": 12.0},  # measured: 15.9, 2026-12-02
+    "hrvae-e2e-inputless": {"setting": "inputless", "bleu_floor": 45.0, "sentences": VALIDATION_SENTENCES,
+                            "iw_samples": 500},  # measured: 50.1, 2026-12-03 (the previous model: 48.6)
+    "hrvae-e2e": {"setting": "standard", "bleu_floor": 12.0, "sentences": VALIDATION_SENTENCES,
+                  "iw_samples": 500},  # measured: 15.9, 2026-12-02
+    "hrvae-ptb": {"setting": "standard", "bleu_floor": 1.0, "sentences": PTB_VALIDATION_SENTENCES,
+                  "iw_samples": 100},  # measured: 1.7, 2026-12-03 (a collapsed PTB model: 0.6 on the test split)
 }
 SHIPPED = REPO_ROOT / "models" / "hrvae-e2e-inputless"  # the README's quick-start model
 
@@ -99,7 +118,7 @@ def test_loads_with_trust_remote_code_where_hf_hrvae_cannot_be_imported(shipped,
 
 def test_reconstructs_validation_sentences_recognisably(shipped):
     folder, model, tokenizer = shipped
-    batch = tokenizer(VALIDATION_SENTENCES, return_tensors="pt", padding=True)
+    batch = tokenizer(SHIPPED_MODELS[folder.name]["sentences"], return_tensors="pt", padding=True)
     ids = model.generate(**batch, max_new_tokens=60)
     reconstructions = [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
     references = [text.strip() for text in tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)]
@@ -132,4 +151,4 @@ def test_the_cards_numbers_are_its_evaluation(shipped):
 def test_its_latent_is_in_use_on_the_test_split(shipped):
     valid = json.loads((shipped[0] / "eval_test.json").read_text())["valid"]
     assert valid["kl"] >= 3 and valid["active_units"] >= 5 and valid["mutual_info"] > 0.5  # issue 23's floor
-    assert valid["iw_samples"] == 500
+    assert valid["iw_samples"] == SHIPPED_MODELS[shipped[0].name]["iw_samples"]  # the k its docs state

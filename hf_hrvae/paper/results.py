@@ -186,8 +186,11 @@ VALIDATION_CURVE_KEYS = ("epoch", "step", "elbo_nll", "reconstruction", "kl", "k
 
 def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_log_entries: list[dict],
                  samples: dict | None = None, device: str | None = None, reproduce_command: str | None = None) -> dict:
-    """The `results/{name}.json` record: the evaluation JSON plus the run's provenance and curves."""
-    return {
+    """The `results/{name}.json` record: the evaluation JSON plus the run's provenance and curves. Paths of the
+    machine that made it are written as the cards write them (`~/`, relative to the checkout)."""
+    from ..hub import portable
+
+    record = {
         "name": spec.name,
         "dataset": spec.dataset,
         "preset": spec.preset,
@@ -216,6 +219,7 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         "training_curve": downsample_curve(train_log_entries),
         "samples": samples,
     }
+    return json.loads(portable(json.dumps(record)))
 
 
 def load_records(results_dir) -> list[dict]:
@@ -509,7 +513,8 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
-SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-decay", "hrvae-e2e": "e2e-hrvae-standard-long"}
+SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-decay3", "hrvae-e2e": "e2e-hrvae-standard-long",
+                "hrvae-ptb": "ptb-hrvae-standard-long"}
 # What each shipped model is good for (the README's models table).
 SHIPPED_USES = {
     "hrvae-e2e-inputless": "sentence embeddings, interpolation, reconstruction: z carries the whole sentence",
@@ -529,9 +534,10 @@ def models_markdown(records: list[dict]) -> str:
         if r is None:
             lines.append(f"| `{folder}` | (no record {name}.json yet) | | | |")
             continue
-        start = "continued from the previous model" if r.get("initialised_from") else "from scratch"
-        lines.append(f"| [`{folder}`](models/{folder}) | {r['setting']} | {r['dataset'].upper()}, {r['epochs']} "
-                     f"epochs {start} | " + " · ".join(metric_cell(r["valid"], key) for key in keys)
+        epochs = (f"{r['epochs']} more epochs on the previous model" if r.get("initialised_from")
+                  else f"{r['epochs']} epochs from scratch")
+        lines.append(f"| [`{folder}`](models/{folder}) | {r['setting']} | {r['dataset'].upper()}, {epochs} | "
+                     + " · ".join(metric_cell(r["valid"], key) for key in keys)
                      + f" | {SHIPPED_USES.get(folder, '')} |")
     return "\n".join(lines) + "\n"
 
@@ -603,6 +609,8 @@ def results_sections(records: list[dict], figure_link: str, equal_budget_figure_
         "MODELS": models_markdown(records),
         "LONG_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-e2e-inputless"]),
         "STANDARD_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-e2e"]),
+        "PTB_RUN": long_run_markdown(records, SHIPPED_RUNS["hrvae-ptb"]),
+        "PREVIOUS_RUN": long_run_markdown(records, "e2e-hrvae-inputless-decay"),
         "TABLE_EQUAL_BUDGET": equal_budget_markdown(records),
         "CURVES_EQUAL_BUDGET": equal_budget_curves_markdown(records),
         "FIGURE2_EQUAL_BUDGET": figure,

@@ -1,0 +1,78 @@
+"""The reconstruction term's token NLL, with a cheaper backward pass on the CPU.
+
+`F.cross_entropy` keeps the log-softmax of the logits and, in its backward pass, allocates and fills a
+gradient of the logits' size with zeros, scatters into it and runs the log-softmax backward: several passes
+over (and fresh allocations of) a tensor of `tokens x vocabulary` floats — 97 MB for a PTB batch. [`TokenNLL`]
+computes the same values and gradient in one pass over the saved log-softmax, in place: the softmax is
+`exp(log_softmax)`, and the gradient is `g * (softmax - onehot)`. On this project's 2-core CPU that saves about
+50 ms of the 0.42 s the output layer and the loss take, forward and backward, for a PTB batch
+(`examples/benchmarks/benchmark_nll.py`, docs/performance.md). [`token_nll`] takes it on the CPU when
+gradients are needed and outside autocast, and `F.cross_entropy` everywhere else (on a GPU its fused kernels
+need fewer launches).
+
+Only torch here (the file travels with saved models for `trust_remote_code`).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+IGNORE_INDEX = -100
+
+
+class TokenNLL(torch.autograd.Function):
+    """`-log softmax(logits)[target]` per row: `logits (N, V)`, `targets (N,)` -> `(N,)`, 0 where the target is
+    -100. Equals `F.cross_entropy(logits, targets, ignore_index=-100, reduction="none")`, values and gradient.
+
+    The backward pass turns the saved log-softmax into the gradient in place, so it can run once: a second
+    backward pass through the same graph (`retain_graph=True`) raises.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets):
+        log_probs = torch.log_softmax(logits, dim=-1)
+        keep = targets != IGNORE_INDEX
+        index = targets.masked_fill(~keep, 0).unsqueeze(1)  # other negative or too large ids fail in gather
+        nll = torch.where(keep, -log_probs.gather(1, index).squeeze(1), 0)
+        ctx.save_for_backward(log_probs, index, keep)
+        ctx.used = False
+        return nll
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_nll):
+        if ctx.used:
+            raise RuntimeError(
+                "TokenNLL's backward pass reuses its saved log-softmax and cannot run twice through the same graph "
+                "(retain_graph=True): compute the loss again, or set hf_hrvae.losses_hrvae.FORCE_TOKEN_NLL = False "
+                "to use F.cross_entropy."
+            )
+        ctx.used = True
+        log_probs, index, keep = ctx.saved_tensors
+        weight = (grad_nll * keep).unsqueeze(1)  # (N, 1)
+        grad = log_probs.exp_().mul_(weight)  # softmax * g, in the saved buffer
+        grad.scatter_add_(1, index, -weight)  # - onehot * g
+        return grad, None
+
+
+# None: decide per call (see use_token_nll); True / False: force (tests, benchmarks).
+FORCE_TOKEN_NLL: bool | None = None
+
+
+def use_token_nll(logits: torch.Tensor) -> bool:
+    """Whether [`TokenNLL`] runs instead of `F.cross_entropy`: on the CPU, outside autocast, when a gradient will
+    be needed."""
+    if FORCE_TOKEN_NLL is not None:
+        return FORCE_TOKEN_NLL
+    return (logits.device.type == "cpu" and not torch.is_autocast_enabled("cpu") and torch.is_grad_enabled()
+            and logits.requires_grad)
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`F.cross_entropy(logits, targets, ignore_index=-100, reduction="none")`: `(N, V), (N,) -> (N,)`."""
+    if use_token_nll(logits):
+        return TokenNLL.apply(logits, targets)
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="none")
+
+
+__all__ = ["TokenNLL", "token_nll", "use_token_nll"]
