@@ -150,10 +150,15 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install chromium)")
-def test_a_browser_types_a_sentence_and_reads_its_reconstruction(space, tmp_path):
+def test_a_browser_types_a_sentence_and_reads_its_reconstruction(probes_file, tmp_path):
+    """The page as a Space visitor sees it: the committed probes (examples/space/probes.safetensors) when present."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (drives the system Chromium)")
-    blocks, client, url = space
-    expected = client.predict(SENTENCE, api_name="/reconstruct")[0]
+    committed = REPO_ROOT / "examples" / "space" / "probes.safetensors"
+    blocks = load_app().build_demo(str(SHIPPED), str(committed if committed.exists() else probes_file[0]))
+    port = free_port()
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    expected = blocks.hrvae.reconstruct(SENTENCE)[0]
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -168,6 +173,7 @@ def test_a_browser_types_a_sentence_and_reads_its_reconstruction(space, tmp_path
         screenshot = tmp_path / "demo.png"
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
+    blocks.close()
     assert screenshot.stat().st_size > 10_000
     if os.environ.get("HRVAE_DEMO_SCREENSHOT"):  # how docs/figures/demo.png is made
         shutil.copy(screenshot, os.environ["HRVAE_DEMO_SCREENSHOT"])
