@@ -66,7 +66,6 @@ def space(probes_file):
     url = f"http://127.0.0.1:{port}/"
     client = gradio_client.Client(url, verbose=False)
     yield blocks, client, url
-    client.close() if hasattr(client, "close") else None
     blocks.close()
 
 

@@ -85,11 +85,12 @@ class Demo:
         if sentence is None:
             return "", {}, " ".join(notes)
         batch = self.encode(sentence)
-        reconstruction = self.decode(self.model.generate(**batch, max_new_tokens=MAX_NEW_TOKENS))[0]
+        mu, logvar = self.model.encode(batch["input_ids"], batch["attention_mask"])  # once, for both outputs
+        latent = self.model.posterior_mode(mu, logvar)  # what generate(**batch) decodes
+        reconstruction = self.decode(self.model.generate(latent=latent, max_new_tokens=MAX_NEW_TOKENS))[0]
         if self.probes is None:
             read = {"(probes)": "not loaded: run examples/probe_latent.py --save_probes"}
         else:
-            mu, logvar = self.model.encode(batch["input_ids"], batch["attention_mask"])
             read = predict_probes(self.probes, mu)
         return reconstruction, read, " ".join(notes)
 
