@@ -31,9 +31,13 @@ class EvaluationMismatchError(UserError, ValueError):
     """An evaluation file of a model folder was not measured on that folder's weights (or does not say so)."""
 
 
+class HardwareError(UserError, RuntimeError):
+    """This machine cannot run what was asked (e.g. bf16 autocast on a CPU whose oneDNN has no bf16 LSTM)."""
+
+
 class HubError(UserError, RuntimeError):
     """The Hub refused or could not be reached (offline, no token, no permission, an invalid repository id)."""
 
 
 __all__ = ["UserError", "DataError", "DatasetUnavailableError", "CheckpointNotFoundError", "ModelNotFoundError",
-           "OutputExistsError", "EvaluationMismatchError", "HubError"]
+           "OutputExistsError", "EvaluationMismatchError", "HardwareError", "HubError"]

@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from conftest import REPO_ROOT
+from hf_hrvae.errors import HardwareError
 from hf_hrvae.scripts import CheckpointNotFoundError
 from hf_hrvae.training import (
     STATE_FILE,
@@ -19,6 +20,10 @@ from hf_hrvae.training import (
     train,
     upgrade_state,
 )
+from hf_hrvae.training import utils as training_utils
+from hf_hrvae.training.utils import check_mixed_precision, cpu_runs_bf16_lstm
+
+NO_BF16_LSTM = "this CPU's oneDNN has no bf16 LSTM (no AVX512-BF16 / AMX)"
 
 
 def tiny_args(data, output_dir, **overrides):
@@ -397,6 +402,7 @@ def test_two_cpu_processes_split_the_data_and_agree_with_one(e2e_folder, tmp_pat
         assert single[name] == pytest.approx(best[name], rel=1e-5), name
 
 
+@pytest.mark.skipif(not cpu_runs_bf16_lstm(), reason=NO_BF16_LSTM)
 def test_bf16_autocast_trains_with_a_loss_within_one_percent_of_fp32(e2e_folder, tmp_path):
     losses = {}
     for precision in ("no", "bf16"):  # in subprocesses: accelerate's state cannot change precision in one process
@@ -409,6 +415,27 @@ def test_bf16_autocast_trains_with_a_loss_within_one_percent_of_fp32(e2e_folder,
     for fp32, bf16 in zip(losses["no"], losses["bf16"]):
         assert bf16 == pytest.approx(fp32, rel=0.01)
     assert losses["no"] != losses["bf16"]  # autocast did run
+
+
+def test_bf16_on_a_cpu_without_a_bf16_lstm_is_refused_before_training(monkeypatch):
+    monkeypatch.setattr(training_utils, "cpu_runs_bf16_lstm", lambda: False)
+    with pytest.raises(HardwareError, match="--mixed_precision no"):
+        check_mixed_precision("bf16", torch.device("cpu"))
+    check_mixed_precision("no", torch.device("cpu"))
+    check_mixed_precision(None, torch.device("cpu"))
+    check_mixed_precision("bf16", torch.device("cuda"))  # CUDA's bf16 LSTM is cuDNN's, not oneDNN's
+    monkeypatch.setattr(training_utils, "cpu_runs_bf16_lstm", lambda: True)
+    check_mixed_precision("bf16", torch.device("cpu"))
+
+
+@pytest.mark.skipif(cpu_runs_bf16_lstm(), reason="this CPU runs bf16 LSTMs (the bf16 training test covers it)")
+def test_train_script_with_bf16_on_such_a_cpu_ends_with_the_message_not_onednns(e2e_folder, tmp_path):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "train.py"), "--dataset_name", e2e_folder,
+                             "--output_dir", str(tmp_path / "run"), "--mixed_precision", "bf16", *map(str, TINY_FLAGS)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --mixed_precision bf16 needs a CPU")
+    assert "primitive descriptor" not in result.stderr and not (tmp_path / "run" / "train_results.json").exists()
 
 
 def test_time_budget_stops_between_epochs_and_records_how_many_ran(e2e_folder, tmp_path):

@@ -25,7 +25,7 @@ from ..evaluation import evaluate_model
 from .fine_tuning import adapt_vocabulary
 from ..models.hrvae.modeling_hrvae import HRVAEModel
 from ..plotting import plot_training_curves
-from .utils import device_description, sample_indices
+from .utils import check_mixed_precision, device_description, sample_indices
 from ..loading import load_pretrained
 from ..text_quality import prior_sample_metrics
 
@@ -52,6 +52,7 @@ class Trainer:
             log_with=args.report_to if args.with_tracking else None,
             project_dir=args.output_dir,
         )
+        check_mixed_precision(self.accelerator.mixed_precision, self.accelerator.device)
         # `epoch`: epochs completed (the running epoch's 0-based index, which seeds its batch order); every record
         # (validations, logs, `best_epoch`) counts epochs from 1.
         self.state = {"completed_steps": 0, "epoch": 0, "batch_in_epoch": 0, "epochs_counted_from": 1,
