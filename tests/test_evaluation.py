@@ -42,10 +42,12 @@ def trained(e2e_folder, tmp_path_factory):
 
 
 def assert_same_metrics(first, second, rel=1e-6):
+    """Equal up to fp32 rounding: `rel` of each value, or 1e-6 nats for a difference of large terms near zero
+    (MI; the summation order of the CPU's kernels moves it by ~4e-8 on an AVX2 machine)."""
     for family in ("valid", "paper_protocol"):
         assert first[family].keys() == second[family].keys()
         for name, value in first[family].items():
-            expected = value if isinstance(value, str) else pytest.approx(value, rel=rel, abs=1e-9)
+            expected = value if isinstance(value, str) else pytest.approx(value, rel=rel, abs=1e-6)
             assert second[family][name] == expected, (family, name)
 
 
