@@ -12,6 +12,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 
 from .training.data import find_corpus
+from .training.lineage import total_epochs, training_lineage
 from .errors import EvaluationMismatchError, HubError, ModelNotFoundError, OutputExistsError
 from .metrics import BEST_MODEL_NAMES, metrics_of
 from .models.hrvae import CODE_FILES  # the model folder's modules, which travel as remote code
@@ -247,7 +248,15 @@ def schedule_line(training: dict) -> str:
         text = (f"learning rate {schedule['learning_rate']}, `{schedule['type']}` schedule over "
                 f"{schedule['num_training_steps']} steps after {schedule['num_warmup_steps']} warm-up steps (Adam)")
     start = training.get("initialised_from")
-    return text + (f"; started from the weights of `{Path(start).name}` (a fresh optimizer)" if start else "")
+    if not start:
+        return text
+    text += f"; started from the weights of `{Path(start).name}` (a fresh optimizer)"
+    lineage = training_lineage(training)  # the folders it came from, where this machine still has them
+    total = total_epochs(training.get("epochs", 0), lineage)
+    if lineage and total is not None:
+        chain = " from ".join(f"`{Path(step['folder']).name}` ({step['epochs']} epochs)" for step in lineage)
+        text += f", trained before as {chain}: {total} epochs in all"
+    return text
 
 
 def validation_summary(validation: dict) -> str:

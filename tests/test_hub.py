@@ -73,7 +73,17 @@ def test_card_says_the_schedule_and_the_model_a_run_started_from(run_folder, tmp
     card = str(build_model_card(folder, "someone/hrvae-e2e"))
     assert ("learning rate 0.0005, `cosine` schedule over 23030 steps after 300 warm-up steps (Adam); started from "
             "the weights of `hrvae-e2e-inputless` (a fresh optimizer)") in card
-    assert "/home/me" not in card
+    assert "/home/me" not in card and "in all" not in card  # the start's own record is not on this machine
+    earlier = tmp_path / "earlier"  # a warm start from a run that was itself warm-started: the card adds the chain
+    earlier.mkdir()
+    (earlier / "train_results.json").write_text(json.dumps({"epochs": 11, "initialised_from": str(tmp_path / "s")}))
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "train_results.json").write_text(json.dumps({"epochs": 25, "initialised_from": None}))
+    (folder / "train_results.json").write_text(json.dumps(training | {"initialised_from": str(earlier),
+                                                                      "epochs": 12}))
+    card = str(build_model_card(folder, "someone/hrvae-e2e"))
+    assert ("started from the weights of `earlier` (a fresh optimizer), trained before as `earlier` (11 epochs) "
+            "from `s` (25 epochs): 48 epochs in all") in card
     training["arguments"]["dataset_name"] = str(tmp_path / "private" / "e2e_nlg")
     (folder / "train_results.json").write_text(json.dumps(training))
     card = str(build_model_card(folder, "someone/hrvae-e2e"))

@@ -17,6 +17,7 @@ from ..metrics import METRICS
 from ..models.hrvae.configuration_hrvae import PRESETS, SETTINGS
 from ..plotting import save_figure
 from ..training.utils import device_description, sample_indices  # noqa: F401  (re-exported)
+from ..training.lineage import epochs_phrase, total_epochs, training_lineage
 
 DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
 # Extra flags of a named variant of a run (`e2e-hrvae-inputless-word2vec`).
@@ -204,6 +205,8 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         "epochs": train_results["epochs"],
         "lr_schedule": train_results.get("lr_schedule"),  # absent: a constant lr (arguments.learning_rate)
         "initialised_from": train_results.get("initialised_from"),
+        # the runs before it, nearest first (their folders' train_results.json, where this machine still has them)
+        "lineage": training_lineage(train_results),
         "best_epoch": train_results["best_epoch"],
         "metric_for_best_model": train_results.get("metric_for_best_model", "elbo_nll"),
         "epochs_counted_from": 1,
@@ -375,6 +378,10 @@ def runs_markdown(records: list[dict]) -> str:
                   f"{r['completed_steps']} steps; {training}, test evaluation "
                   f"{r['evaluation_wall_time_s'] / 60:.1f} min; {r['device']}.", ""]
         lines += [f"Note: {note}" for note in r.get("notes", [])] + ([""] if r.get("notes") else [])
+        for step in r.get("lineage") or []:  # the warm starts before it, nearest first
+            lines += [f"Initialised from `{step['folder']}`, "
+                      + (f"{step['epochs']} epochs: `{step['command']}`" if step["epochs"] is not None
+                         else "a folder whose training record was not kept") + ".", ""]
         lines += ["```bash", r["command"], r["evaluation_command"] or "(evaluation command not recorded)", "```", ""]
     return "\n".join(lines)
 
@@ -534,12 +541,18 @@ def models_markdown(records: list[dict]) -> str:
         if r is None:
             lines.append(f"| `{folder}` | (no record {name}.json yet) | | | |")
             continue
-        epochs = (f"{r['epochs']} more epochs on the previous model" if r.get("initialised_from")
-                  else f"{r['epochs']} epochs from scratch")
-        lines.append(f"| [`{folder}`](models/{folder}) | {r['setting']} | {r['dataset'].upper()}, {epochs} | "
+        lines.append(f"| [`{folder}`](models/{folder}) | {r['setting']} | {r['dataset'].upper()}, {epochs_phrase(r)} | "
                      + " · ".join(metric_cell(r["valid"], key) for key in keys)
                      + f" | {SHIPPED_USES.get(folder, '')} |")
     return "\n".join(lines) + "\n"
+
+
+def _epochs_cell(r: dict) -> str:
+    """`25 (25)`: the run's epochs (the exported one); a warm-started chain's total and its last run's share."""
+    total = total_epochs(r["epochs"], r.get("lineage")) if r.get("lineage") else None
+    if total is None:
+        return f"{r['epochs']} ({r['best_epoch']})"
+    return f"{total} in all: the last run's {r['epochs']} ({r['best_epoch']})"
 
 
 def shipped_markdown(records: list[dict]) -> str:
@@ -559,8 +572,7 @@ def shipped_markdown(records: list[dict]) -> str:
         v, p = r["valid"], r["paper_protocol"]
         paper = PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {}).get("nll")
         lines.append(
-            f"| [`{folder}`](../models/{folder}) | {r['setting']} | {r['dataset'].upper()} | {r['epochs']} "
-            f"({r['best_epoch']}) | " + " | ".join(metric_cell(v, key) for key in columns) + " | "
+            f"| [`{folder}`](../models/{folder}) | {r['setting']} | {r['dataset'].upper()} | {_epochs_cell(r)} | " + " | ".join(metric_cell(v, key) for key in columns) + " | "
             + " / ".join(metric_cell(v, key) for key in repeats) + " | "
             f"{metric_cell(p, 'nll', 'paper_protocol')} ({paper if paper is not None else '–'}) |")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""The chain of runs behind a warm-started model: `--model_name_or_path` points at a folder that may itself have been
+trained from another one. A record of the last run alone would say "12 epochs", which is not what the model had."""
+
+import json
+from pathlib import Path
+
+
+def _resolve(start: str, base: Path) -> Path:
+    path = Path(start).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def training_lineage(train_results: dict, base=None, max_depth: int = 20) -> list[dict]:
+    """The runs the model of `train_results` was initialised from, nearest first: each one's folder (as recorded),
+    epochs, command and where it started from, read from the `train_results.json` of each `initialised_from` folder
+    (relative paths from `base`, the current directory by default).
+
+    The chain ends at a run from scratch; an ancestor whose folder or `train_results.json` is gone ends it with
+    `{"folder": ..., "epochs": None}` (unknown), so a total is never silently short.
+    """
+    base = Path.cwd() if base is None else Path(base)
+    chain, start = [], train_results.get("initialised_from")
+    while start and len(chain) < max_depth:
+        path = _resolve(start, base) / "train_results.json"
+        if not path.is_file():
+            chain.append({"folder": start, "epochs": None, "command": None, "initialised_from": None})
+            break
+        parent = json.loads(path.read_text(encoding="utf-8"))
+        chain.append({"folder": start, "epochs": parent.get("epochs"), "command": parent.get("command"),
+                      "initialised_from": parent.get("initialised_from")})
+        start = parent.get("initialised_from")
+    return chain
+
+
+def total_epochs(epochs: int, lineage: list[dict] | None) -> int | None:
+    """The epochs of the run plus those of every run before it; None where an ancestor's count is unknown."""
+    counts = [epochs] + [step["epochs"] for step in lineage or []]
+    return None if any(count is None for count in counts) else sum(counts)
+
+
+def epochs_phrase(record: dict) -> str:
+    """How the models table says a record's epochs: from scratch, or the total of a chain of warm starts."""
+    lineage = record.get("lineage")
+    if not record.get("initialised_from"):
+        return f"{record['epochs']} epochs from scratch"
+    if not lineage:  # a record from before lineages were recorded
+        return f"{record['epochs']} more epochs on the previous model"
+    total = total_epochs(record["epochs"], lineage)
+    parts = " + ".join(str(count) for count in reversed([record["epochs"]] + [s["epochs"] for s in lineage]))
+    if total is None:
+        return f"{record['epochs']} more epochs on runs of unknown length ({parts.replace('None', '?')})"
+    return f"{total} epochs ({parts}, each run warm-started from the last)"

@@ -1,0 +1,56 @@
+"""The chain of warm starts behind a model: what its record, the models table and its card say about its epochs."""
+
+import json
+
+from hf_hrvae.paper.results import models_markdown, runs_markdown
+from hf_hrvae.training.lineage import epochs_phrase, total_epochs, training_lineage
+
+
+def _run(folder, epochs, initialised_from=None, command=None):
+    folder.mkdir(parents=True)
+    results = {"epochs": epochs, "initialised_from": initialised_from, "command": command or f"train {folder.name}"}
+    (folder / "train_results.json").write_text(json.dumps(results))
+    return results
+
+
+def test_lineage_follows_the_warm_starts_back_to_the_run_from_scratch(tmp_path):
+    _run(tmp_path / "models" / "shipped", 25)
+    _run(tmp_path / "runs" / "middle", 11, initialised_from="models/shipped")  # relative: from the checkout
+    last = {"epochs": 12, "initialised_from": str(tmp_path / "runs" / "middle")}
+    lineage = training_lineage(last, base=tmp_path)
+    assert [(step["folder"], step["epochs"]) for step in lineage] == [(str(tmp_path / "runs" / "middle"), 11),
+                                                                      ("models/shipped", 25)]
+    assert lineage[0]["command"] == "train middle"
+    assert total_epochs(12, lineage) == 48
+    assert training_lineage({"epochs": 3, "initialised_from": None}) == []
+
+
+def test_a_missing_ancestor_makes_the_total_unknown_not_short(tmp_path):
+    _run(tmp_path / "middle", 11, initialised_from=str(tmp_path / "gone"))
+    lineage = training_lineage({"epochs": 12, "initialised_from": str(tmp_path / "middle")})
+    assert lineage[-1] == {"folder": str(tmp_path / "gone"), "epochs": None, "command": None,
+                           "initialised_from": None}
+    assert total_epochs(12, lineage) is None
+    record = {"epochs": 12, "initialised_from": "x", "lineage": lineage}
+    assert epochs_phrase(record) == "12 more epochs on runs of unknown length (? + 11 + 12)"
+
+
+def test_models_table_and_run_list_say_the_whole_chain(tmp_path):
+    record = {"name": "e2e-hrvae-standard-long", "setting": "standard", "dataset": "e2e", "epochs": 12,
+              "best_epoch": 12, "initialised_from": "~/runs/middle",
+              "lineage": [{"folder": "~/runs/middle", "epochs": 11, "command": "python train.py --a",
+                           "initialised_from": "models/hrvae-e2e"},
+                          {"folder": "models/hrvae-e2e", "epochs": 25, "command": "python train.py --b",
+                           "initialised_from": None}],
+              "valid": {}, "metric_for_best_model": "paper_nll", "completed_steps": 1, "training_wall_time_s": 60,
+              "evaluation_wall_time_s": 60, "device": "CPU", "command": "python train.py --c",
+              "evaluation_command": "python evaluate.py"}
+    assert epochs_phrase(record) == "48 epochs (25 + 11 + 12, each run warm-started from the last)"
+    assert "| standard | E2E, 48 epochs (25 + 11 + 12, each run warm-started from the last) |" in \
+        models_markdown([record])
+    runs = runs_markdown([record])
+    assert "Initialised from `~/runs/middle`, 11 epochs: `python train.py --a`." in runs
+    assert "Initialised from `models/hrvae-e2e`, 25 epochs: `python train.py --b`." in runs
+    # a record from before lineages were kept says what it knows
+    assert epochs_phrase(record | {"lineage": None}) == "12 more epochs on the previous model"
+    assert epochs_phrase(record | {"initialised_from": None}) == "12 epochs from scratch"
