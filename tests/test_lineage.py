@@ -54,3 +54,27 @@ def test_models_table_and_run_list_say_the_whole_chain(tmp_path):
     # a record from before lineages were kept says what it knows
     assert epochs_phrase(record | {"lineage": None}) == "12 more epochs on the previous model"
     assert epochs_phrase(record | {"initialised_from": None}) == "12 epochs from scratch"
+
+
+def test_a_chains_validation_curve_is_numbered_across_its_runs(tmp_path):
+    def validation(epoch, paper_nll):
+        return {"epoch": epoch, "step": 10 * epoch, "elbo_nll": 60.0, "reconstruction": 50.0, "kl": 10.0,
+                "paper_nll": paper_nll, "active_units": 40}
+
+    _run(tmp_path / "first", 2)
+    first = json.loads((tmp_path / "first" / "train_results.json").read_text())
+    first["validations"] = [validation(1, 50.0), validation(2, 49.0)]
+    (tmp_path / "first" / "train_results.json").write_text(json.dumps(first))
+    from hf_hrvae.paper.results import RunSpec, build_record, long_run_markdown
+
+    trained = {"command": "python examples/train.py", "epochs": 2, "best_epoch": 2, "completed_steps": 20,
+               "wall_time_s": 60.0, "metric_for_best_model": "paper_nll", "initialised_from": str(tmp_path / "first"),
+               "validations": [validation(1, 48.0), validation(2, 47.0)]}
+    evaluated = {"command": "python examples/evaluate.py", "wall_time_s": 1.0, "valid": {}, "paper_protocol": None}
+    record = build_record(RunSpec("e2e", "hrvae", "standard", "continued"), trained, evaluated, [])
+    assert [v["paper_nll"] for v in record["lineage"][0]["validation_curve"]] == [50.0, 49.0]
+    text = long_run_markdown([record], "e2e-hrvae-standard-continued")
+    assert "exported: epoch 2 of this run" in text and f"1–2: `{tmp_path / 'first'}`; 3–4: this run." in text
+    assert "| 2 | 10.00 | 40 | – | 50.00 | 60.00 | – (–) | 49.00 |" in text  # the earlier run's last epoch
+    assert "| 4 **(exported)** | 10.00 | 40 | – | 50.00 | 60.00 | – (–) | 47.00 |" in text
+    assert "| 2 **(exported)**" not in text

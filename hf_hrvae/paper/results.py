@@ -24,6 +24,9 @@ DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
 # the shipped HR-VAE's settings, shared by the equal-budget comparison's runs
 LONG_RUN_FLAGS = ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "paper_nll",
                   "--eval_iw_samples", "10", "--checkpointing_steps", "epoch")
+CONTINUED_FLAGS = LONG_RUN_FLAGS + ("--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
+                                   "--early_stopping_patience", "10", "--eval_full_every_epochs", "10",
+                                   "--max_train_minutes", "72")
 VARIANTS = {
     "word2vec": ("--init_embeddings", "word2vec"),
     "lr1e-3": ("--learning_rate", "1e-3"),
@@ -50,6 +53,9 @@ VARIANTS = {
                                     "--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
                                     "--num_train_epochs", "18", "--early_stopping_patience", "10",
                                     "--eval_full_every_epochs", "10", "--max_train_minutes", "88"),
+    # issue 23, the session after: a shipped standard model continued twice with a second cosine from 1e-3 (the
+    # first continuation is the second's start; each record's lineage holds the commands). Flags per run: RUN_FLAGS.
+    "continued": (),
 }
 # Runs whose variant means other flags than VARIANTS says for the others: issue 23's standard-setting runs, trained
 # from scratch with the decaying lr of the Table 3 run (a `long` run of the equal-budget comparison has a constant lr).
@@ -62,6 +68,12 @@ RUN_FLAGS = {
     # session beside another run
     "ptb-hrvae-standard-long": LONG_RUN_FLAGS + ("--num_train_epochs", "11", "--eval_full_every_epochs", "10",
                                                  "--max_train_minutes", "85"),
+    # issue 23, continued: the run of one session beside another, from the weights of the previous session's
+    # continuation of the shipped model (same flags, its --num_train_epochs 11 for E2E, 6 for PTB)
+    "e2e-hrvae-standard-continued": CONTINUED_FLAGS + ("--model_name_or_path", "~/runs/e2e-hrvae-standard-long3",
+                                                       "--num_train_epochs", "12"),
+    "ptb-hrvae-standard-continued": CONTINUED_FLAGS + ("--model_name_or_path", "~/runs/ptb-hrvae-standard-long2",
+                                                       "--num_train_epochs", "7"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 
@@ -185,6 +197,10 @@ VALIDATION_CURVE_KEYS = ("epoch", "step", "elbo_nll", "reconstruction", "kl", "k
                          "prior_top_p_distinct_1", "prior_top_p_distinct_2")
 
 
+def _curve(validations: list[dict]) -> list[dict]:
+    return [{key: v[key] for key in VALIDATION_CURVE_KEYS if key in v} for v in validations]
+
+
 def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_log_entries: list[dict],
                  samples: dict | None = None, device: str | None = None, reproduce_command: str | None = None) -> dict:
     """The `results/{name}.json` record: the evaluation JSON plus the run's provenance and curves. Paths of the
@@ -206,7 +222,9 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         "lr_schedule": train_results.get("lr_schedule"),  # absent: a constant lr (arguments.learning_rate)
         "initialised_from": train_results.get("initialised_from"),
         # the runs before it, nearest first (their folders' train_results.json, where this machine still has them)
-        "lineage": training_lineage(train_results),
+        "lineage": [{key: value for key, value in step.items() if key != "validations"}
+                    | {"validation_curve": _curve(step["validations"])}
+                    for step in training_lineage(train_results, validations=True)],
         "best_epoch": train_results["best_epoch"],
         "metric_for_best_model": train_results.get("metric_for_best_model", "elbo_nll"),
         "epochs_counted_from": 1,
@@ -217,8 +235,7 @@ def build_record(spec: RunSpec, train_results: dict, eval_results: dict, train_l
         # the evaluation JSON of examples/evaluate.py (its wall time and command are the two above)
         **{key: eval_results.get(key) for key in ("split", "num_sentences", "num_tokens", "valid", "paper_protocol",
                                                   "num_processes", "arguments")},
-        "validation_curve": [{key: v[key] for key in VALIDATION_CURVE_KEYS if key in v}
-                             for v in train_results["validations"]],
+        "validation_curve": _curve(train_results["validations"]),
         "training_curve": downsample_curve(train_log_entries),
         "samples": samples,
     }
@@ -583,16 +600,27 @@ def long_run_markdown(records: list[dict], name: str = "e2e-hrvae-inputless-deca
     record = next((r for r in records if r["name"] == name), None)
     if record is None:
         return f"(no record {name}.json yet)\n"
+    runs = [(step["folder"], step.get("validation_curve") or []) for step in reversed(record.get("lineage") or [])]
+    runs = runs if all(curve for _, curve in runs) else []  # a chain with a gap is shown as this run's curve only
+    runs.append(("this run", record["validation_curve"]))
+    offset, spans, rows = 0, [], []
+    for label, curve in runs:
+        spans.append(f"{offset + 1}–{offset + len(curve)}: {label if label == 'this run' else f'`{label}`'}")
+        rows += [(offset + v["epoch"], label == "this run" and v["epoch"] == record["best_epoch"], v) for v in curve]
+        offset += max((v["epoch"] for v in curve), default=0)
+    chain = (f" Epochs of the chain of warm starts, each run a fresh Adam from the last one's weights: "
+             f"{'; '.join(spans)}." if len(runs) > 1 else "")
     lines = [f"Validation after each epoch (the validation split; "
-             f"exported: epoch {record['best_epoch']}, by validation {record.get('metric_for_best_model')}; "
+             f"exported: epoch {record['best_epoch']}{' of this run' if chain else ''}, by validation "
+             f"{record.get('metric_for_best_model')}; "
              "BLEU and repeats of greedy reconstructions of a fixed subset of validation sentences; `–`: not "
-             "computed in that epoch):", "",
+             f"computed in that epoch).{chain}", "",
              "| epoch | KL of the used z | AU | MI | reconstruction | ELBO-NLL | IW-NLL (k) | paper-protocol NLL | "
              "BLEU (subset) | repeats: reconstructions / prior greedy |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for v in record["validation_curve"]:
-        mark = " **(exported)**" if v["epoch"] == record["best_epoch"] else ""
-        lines.append(f"| {v['epoch']}{mark} | {_fmt(v.get('kl'))} | {v.get('active_units', '–')} | "
+    for epoch, exported, v in rows:
+        mark = " **(exported)**" if exported else ""
+        lines.append(f"| {epoch}{mark} | {_fmt(v.get('kl'))} | {v.get('active_units', '–')} | "
                      f"{_fmt(v.get('mutual_info'))} | {_fmt(v.get('reconstruction'))} | {_fmt(v.get('elbo_nll'))} | "
                      f"{_fmt(v.get('iw_nll'))} ({v.get('iw_samples') or '–'}) | {_fmt(v.get('paper_nll'))} | "
                      f"{_fmt(v.get('generation_bleu'), 1)} | {_share(v.get('generation_repeat_rate'))} / "

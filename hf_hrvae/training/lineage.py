@@ -10,10 +10,11 @@ def _resolve(start: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def training_lineage(train_results: dict, base=None, max_depth: int = 20) -> list[dict]:
+def training_lineage(train_results: dict, base=None, max_depth: int = 20, validations: bool = False) -> list[dict]:
     """The runs the model of `train_results` was initialised from, nearest first: each one's folder (as recorded),
-    epochs, command and where it started from, read from the `train_results.json` of each `initialised_from` folder
-    (relative paths from `base`, the current directory by default).
+    epochs, command and where it started from (with `validations`, also its per-epoch validation entries), read from
+    the `train_results.json` of each `initialised_from` folder (relative paths from `base`, the current directory by
+    default).
 
     The chain ends at a run from scratch; an ancestor whose folder or `train_results.json` is gone ends it with
     `{"folder": ..., "epochs": None}` (unknown), so a total is never silently short.
@@ -23,11 +24,13 @@ def training_lineage(train_results: dict, base=None, max_depth: int = 20) -> lis
     while start and len(chain) < max_depth:
         path = _resolve(start, base) / "train_results.json"
         if not path.is_file():
-            chain.append({"folder": start, "epochs": None, "command": None, "initialised_from": None})
+            chain.append({"folder": start, "epochs": None, "command": None, "initialised_from": None}
+                         | ({"validations": []} if validations else {}))
             break
         parent = json.loads(path.read_text(encoding="utf-8"))
         chain.append({"folder": start, "epochs": parent.get("epochs"), "command": parent.get("command"),
-                      "initialised_from": parent.get("initialised_from")})
+                      "initialised_from": parent.get("initialised_from")}
+                     | ({"validations": parent.get("validations") or []} if validations else {}))
         start = parent.get("initialised_from")
     return chain
 
