@@ -2,7 +2,7 @@
 
 import json
 
-from hf_hrvae.paper.results import models_markdown, runs_markdown
+from hf_hrvae.paper.results import SHIPPED_RUNS, models_markdown, runs_markdown
 from hf_hrvae.training.lineage import epochs_phrase, total_epochs, training_lineage
 
 
@@ -36,7 +36,7 @@ def test_a_missing_ancestor_makes_the_total_unknown_not_short(tmp_path):
 
 
 def test_models_table_and_run_list_say_the_whole_chain(tmp_path):
-    record = {"name": "e2e-hrvae-standard-long", "setting": "standard", "dataset": "e2e", "epochs": 12,
+    record = {"name": SHIPPED_RUNS["hrvae-e2e"], "setting": "standard", "dataset": "e2e", "epochs": 12,
               "best_epoch": 12, "initialised_from": "~/runs/middle",
               "lineage": [{"folder": "~/runs/middle", "epochs": 11, "command": "python train.py --a",
                            "initialised_from": "models/hrvae-e2e"},
