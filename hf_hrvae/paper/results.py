@@ -16,8 +16,8 @@ import torch
 from ..metrics import METRICS
 from ..models.hrvae.configuration_hrvae import PRESETS, SETTINGS
 from ..plotting import save_figure
-from ..training.utils import device_description, sample_indices  # noqa: F401  (re-exported)
 from ..training.lineage import epochs_phrase, total_epochs, training_lineage
+from ..training.utils import device_description, sample_indices  # noqa: F401  (re-exported)
 
 DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
 # Extra flags of a named variant of a run (`e2e-hrvae-inputless-word2vec`).
@@ -558,7 +558,8 @@ def models_markdown(records: list[dict]) -> str:
         if r is None:
             lines.append(f"| `{folder}` | (no record {name}.json yet) | | | |")
             continue
-        lines.append(f"| [`{folder}`](models/{folder}) | {r['setting']} | {r['dataset'].upper()}, {epochs_phrase(r)} | "
+        lines.append(f"| [`{folder}`](models/{folder}) | {r['setting']} | {r['dataset'].upper()}, {epochs_phrase(r)} "
+                     "| "
                      + " · ".join(metric_cell(r["valid"], key) for key in keys)
                      + f" | {SHIPPED_USES.get(folder, '')} |")
     return "\n".join(lines) + "\n"
@@ -589,7 +590,8 @@ def shipped_markdown(records: list[dict]) -> str:
         v, p = r["valid"], r["paper_protocol"]
         paper = PAPER_TABLE2.get((r["dataset"], r["preset"], r["setting"]), {}).get("nll")
         lines.append(
-            f"| [`{folder}`](../models/{folder}) | {r['setting']} | {r['dataset'].upper()} | {_epochs_cell(r)} | " + " | ".join(metric_cell(v, key) for key in columns) + " | "
+            f"| [`{folder}`](../models/{folder}) | {r['setting']} | {r['dataset'].upper()} | {_epochs_cell(r)} | "
+            + " | ".join(metric_cell(v, key) for key in columns) + " | "
             + " / ".join(metric_cell(v, key) for key in repeats) + " | "
             f"{metric_cell(p, 'nll', 'paper_protocol')} ({paper if paper is not None else '–'}) |")
     return "\n".join(lines) + "\n"
