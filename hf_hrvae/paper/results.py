@@ -56,6 +56,9 @@ VARIANTS = {
     # issue 23, the session after: a shipped standard model continued twice with a second cosine from 1e-3 (the
     # first continuation is the second's start; each record's lineage holds the commands). Flags per run: RUN_FLAGS.
     "continued": (),
+    # issue 23, PTB, 2026-12-06: the shipped 10-epoch model continued in one run, a single cosine from 1e-3 over 20
+    # epochs (both cores for one run: a chain of shorter runs lost its folders between sessions). Flags: RUN_FLAGS.
+    "cosine": (),
 }
 # Runs whose variant means other flags than VARIANTS says for the others: issue 23's standard-setting runs, trained
 # from scratch with the decaying lr of the Table 3 run (a `long` run of the equal-budget comparison has a constant lr).
@@ -74,6 +77,8 @@ RUN_FLAGS = {
                                                        "--num_train_epochs", "12"),
     "ptb-hrvae-standard-continued": CONTINUED_FLAGS + ("--model_name_or_path", "~/runs/ptb-hrvae-standard-long2",
                                                        "--num_train_epochs", "7"),
+    "ptb-hrvae-standard-cosine": CONTINUED_FLAGS[:-2] + ("--model_name_or_path", "models/hrvae-ptb",
+                                                         "--num_train_epochs", "20", "--max_train_minutes", "120"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 
@@ -538,12 +543,12 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
 SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-decay3", "hrvae-e2e": "e2e-hrvae-standard-continued",
-                "hrvae-ptb": "ptb-hrvae-standard-long"}
+                "hrvae-ptb": "ptb-hrvae-standard-cosine"}
 # What each shipped model is good for (the README's models table).
 SHIPPED_USES = {
     "hrvae-e2e-inputless": "sentence embeddings, interpolation, reconstruction: z carries the whole sentence",
     "hrvae-e2e": "paraphrasing reconstructions and fluent prior samples, a latent in use (a looser bound)",
-    "hrvae-ptb": "news-domain language modelling with a latent in use",
+    "hrvae-ptb": "news-domain sentence embeddings and samples, a latent in use (a looser bound)",
 }
 
 
