@@ -24,9 +24,9 @@ DATASETS = {"e2e": "e2e_nlg", "ptb": "ptb_text_only"}
 # the shipped HR-VAE's settings, shared by the equal-budget comparison's runs
 LONG_RUN_FLAGS = ("--learning_rate", "1e-3", "--mixed_precision", "bf16", "--metric_for_best_model", "paper_nll",
                   "--eval_iw_samples", "10", "--checkpointing_steps", "epoch")
+# a shipped model continued on a cosine (issue 23); each run adds its start, epochs and --max_train_minutes
 CONTINUED_FLAGS = LONG_RUN_FLAGS + ("--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
-                                   "--early_stopping_patience", "10", "--eval_full_every_epochs", "10",
-                                   "--max_train_minutes", "72")
+                                   "--early_stopping_patience", "10", "--eval_full_every_epochs", "10")
 VARIANTS = {
     "word2vec": ("--init_embeddings", "word2vec"),
     "lr1e-3": ("--learning_rate", "1e-3"),
@@ -74,11 +74,11 @@ RUN_FLAGS = {
     # issue 23, continued: the run of one session beside another, from the weights of the previous session's
     # continuation of the shipped model (same flags, its --num_train_epochs 11 for E2E, 6 for PTB)
     "e2e-hrvae-standard-continued": CONTINUED_FLAGS + ("--model_name_or_path", "~/runs/e2e-hrvae-standard-long3",
-                                                       "--num_train_epochs", "12"),
+                                                       "--num_train_epochs", "12", "--max_train_minutes", "72"),
     "ptb-hrvae-standard-continued": CONTINUED_FLAGS + ("--model_name_or_path", "~/runs/ptb-hrvae-standard-long2",
-                                                       "--num_train_epochs", "7"),
-    "ptb-hrvae-standard-cosine": CONTINUED_FLAGS[:-2] + ("--model_name_or_path", "models/hrvae-ptb",
-                                                         "--num_train_epochs", "20", "--max_train_minutes", "120"),
+                                                       "--num_train_epochs", "7", "--max_train_minutes", "72"),
+    "ptb-hrvae-standard-cosine": CONTINUED_FLAGS + ("--model_name_or_path", "models/hrvae-ptb",
+                                                    "--num_train_epochs", "20", "--max_train_minutes", "120"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 
