@@ -50,7 +50,7 @@ class NaiveHRVAE(nn.Module):
             decoder_inputs = model.decoder_inputs(input_ids[:, :-1])
             state, logits = model.decoder.initial_state(latent), []
             for t in range(input_ids.shape[1] - 1):
-                step_logits, state = model.decoder(decoder_inputs[:, t : t + 1], state)
+                step_logits, state = model.decoder(decoder_inputs[:, t : t + 1], state, position=t)
                 logits.append(step_logits)
             return model.token_nll(torch.cat(logits, dim=1), input_ids, attention_mask).mean() + kl
 

@@ -141,7 +141,8 @@ class _TrainingFlags:
             raise ValueError(f"--lr_scheduler_type must be one of {[kind.value for kind in SchedulerType]}, "
                              f"got {self.lr_scheduler_type!r}.")
         if self.model_name_or_path is not None:
-            given = [name for name in MODEL_OPTIONS if getattr(self, name) is not None]
+            given = [name for name in MODEL_OPTIONS
+                     if getattr(self, name) is not None and name not in EXTENDING_OPTIONS]
             if given:
                 raise ValueError(f"--model_name_or_path takes the model's options from its folder; leave out "
                                  f"{', '.join('--' + name for name in given)}.")
@@ -173,6 +174,9 @@ class _TrainingFlags:
 _NOT_OPTIONS = {"vocab_size", "setting", "max_decode_length", "preset", "pad_token_id", "unk_token_id", "bos_token_id",
                 "eos_token_id", "tie_word_embeddings"}
 MODEL_OPTIONS = tuple(name for name in HRVAEConfig.__annotations__ if name not in _NOT_OPTIONS)
+# The model options that --model_name_or_path accepts: they add to a saved model without changing its function
+# (fine_tuning.with_decoder_positions).
+EXTENDING_OPTIONS = ("decoder_positions",)
 
 
 def _config_help() -> dict[str, str]:
@@ -206,4 +210,4 @@ def build_model_config(args: TrainingArguments, vocab_size: int) -> HRVAEConfig:
                                    max_decode_length=args.max_decode_length, **overrides)
 
 
-__all__ = ["BEST_MODEL_METRICS", "DEFAULT_EVAL_IW_SAMPLES", "MODEL_OPTIONS", "TrainingArguments", "build_model_config"]
+__all__ = ["BEST_MODEL_METRICS", "DEFAULT_EVAL_IW_SAMPLES", "EXTENDING_OPTIONS", "MODEL_OPTIONS", "TrainingArguments", "build_model_config"]

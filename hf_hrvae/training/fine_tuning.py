@@ -1,4 +1,5 @@
-"""Fine-tuning a saved model on new text: its vocabulary extended with the new text's words, or kept."""
+"""Fine-tuning a saved model on new text: its vocabulary extended with the new text's words, or kept; position
+embeddings added to its decoder."""
 
 import logging
 
@@ -36,4 +37,24 @@ def adapt_vocabulary(model, tokenizer, texts, min_frequency: int = 1, keep_vocab
     return tokenizer, record
 
 
-__all__ = ["adapt_vocabulary"]
+def with_decoder_positions(model, decoder_positions: bool | None):
+    """`model` (a saved model) with `HRVAEConfig.decoder_positions` as asked: `None` or its own value leaves it as it
+    is; `True` on a model without positions returns a copy with zero-initialised position embeddings, the same
+    function until training moves them. Removing a model's positions (`False`) would change what it computes: a
+    `ValueError`."""
+    if decoder_positions is None or decoder_positions == model.config.decoder_positions:
+        return model
+    if not decoder_positions:
+        raise ValueError("--decoder_positions false: this model was trained with position embeddings in its decoder; "
+                         "they cannot be removed without changing it. Leave the flag out.")
+    config = model.config.__class__.from_dict({**model.config.to_dict(), "decoder_positions": True})
+    extended = model.__class__(config)
+    missing, unexpected = extended.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("decoder.position_embedding.") for key in missing):
+        raise RuntimeError(f"Adding decoder positions changed more than the position embeddings: missing {missing}, "
+                           f"unexpected {unexpected}.")
+    logger.info("Decoder position embeddings added (zero-initialised: the model computes what it did).")
+    return extended.to(next(model.parameters()).device)
+
+
+__all__ = ["adapt_vocabulary", "with_decoder_positions"]

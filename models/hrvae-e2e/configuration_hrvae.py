@@ -102,6 +102,12 @@ class HRVAEConfig(PretrainedConfig):
             BN-VAE (Zhu et al. 2020): batch normalisation of mu with a fixed scale `bn_gamma` and a learnt shift.
         bn_gamma (`float`, defaults to 0.5):
             BN-VAE's fixed scale; a larger one keeps a larger expected KL.
+        decoder_positions (`bool`, defaults to False):
+            Add a learnt embedding of the position (0 for `<s>`, 1, 2, ...) to the LSTM decoder's input embedding: a
+            variant, not in the paper, that tells an inputless decoder where it is in the sentence (it sees no
+            words). The positions start at zero, so a model given them (`examples/train.py --model_name_or_path
+            ... --decoder_positions`) starts as the same function. Positions past `max_decode_length - 1` share
+            the last one's embedding.
         preset (`str`, *optional*):
             The name given to [`HRVAEConfig.from_preset`], kept for the record.
         pad_token_id, unk_token_id, bos_token_id, eos_token_id (`int`, defaults to 0, 1, 2, 3):
@@ -137,6 +143,7 @@ class HRVAEConfig(PretrainedConfig):
     free_bits_per_dim: bool = False
     bn_vae: bool = False
     bn_gamma: float = 0.5
+    decoder_positions: bool = False
     preset: str | None = None
     pad_token_id: int | None = 0
     unk_token_id: int | None = 1
@@ -214,6 +221,11 @@ class HRVAEConfig(PretrainedConfig):
                                  "authors' wiring makes z the decoder's state, which a unit vector cannot be.")
             if self.free_bits or self.bn_vae:
                 raise ValueError("free_bits and bn_vae act on a Gaussian KL; the vMF KL is a constant of vmf_kappa.")
+        if not isinstance(self.decoder_positions, bool):
+            raise ValueError(f"HRVAEConfig.decoder_positions must be True or False, got {self.decoder_positions!r}.")
+        if self.decoder_positions and self.decoder_type != "lstm":
+            raise ValueError("HRVAEConfig.decoder_positions is built for the LSTM decoder (decoder_type='lstm') "
+                             "only, not for the CNN decoder.")
         if not isinstance(self.kl_weight, (int, float)) or self.kl_weight < 0:
             raise ValueError(f"HRVAEConfig.kl_weight must be a number >= 0, got {self.kl_weight!r}.")
         ids = {}

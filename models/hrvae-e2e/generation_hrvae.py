@@ -178,7 +178,8 @@ class HRVAEGenerationMixin:
         all_scores, all_logits = [], []
         inputs = sequences
         for _ in range(max_new_tokens):
-            logits, state = self.decoder(self.inputless_inputs(inputs, sequences.shape[1] - 1), state)
+            position = sequences.shape[1] - 1
+            logits, state = self.decoder(self.inputless_inputs(inputs, position), state, position=position)
             logits = logits[:, -1].float()
             scores = processors(sequences, logits)
             if do_sample:
@@ -256,7 +257,7 @@ def beam_search(model, latent, num_beams: int, num_return_sequences: int, max_ne
     done = [False] * batch
     inputs = sequences
     for step in range(max_new_tokens):
-        logits, state = model.decoder(model.inputless_inputs(inputs, step), state)
+        logits, state = model.decoder(model.inputless_inputs(inputs, step), state, position=step)
         log_probs = processors(sequences, torch.log_softmax(logits[:, -1].float(), dim=-1))
         vocab, length = log_probs.shape[-1], step + 1
         candidates = (beam_scores.view(-1, 1) + log_probs).view(batch, beams * vocab)

@@ -23,11 +23,25 @@ class FastDropout(nn.Dropout):
         return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
+class PositionEmbedding(nn.Embedding):
+    """A learnt embedding of the decoder's input positions (`HRVAEConfig.decoder_positions`), initialised to zero:
+    a model given it starts as the same function. Positions past the last row share the last row."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+
+    def forward(self, start: int, length: int) -> torch.Tensor:
+        """The embeddings of positions `start, ..., start + length - 1`: `(length, E)`."""
+        positions = torch.arange(start, start + length, device=self.weight.device).clamp(max=self.num_embeddings - 1)
+        return super().forward(positions)
+
+
 class HRVAEDecoder(nn.Module):
     """LSTM decoder started from z, with the top layer's part of its initial state concatenated to every input.
 
     Default wiring (the authors'): z is `[h_1; c_1; ...; h_L; c_L]`, the initial state itself; with `latent_size`
-    set, `latent_to_state` maps z to it. State: `((h, c) each (L, B, H), condition (B, 2H))`.
+    set, `latent_to_state` maps z to it. State: `((h, c) each (L, B, H), condition (B, 2H))`. With
+    `config.decoder_positions`, a [`PositionEmbedding`] is added to the input embeddings.
     """
 
     def __init__(self, config):
@@ -44,6 +58,9 @@ class HRVAEDecoder(nn.Module):
             num_layers=config.num_layers,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
+        )
+        self.position_embedding = (
+            PositionEmbedding(config.max_decode_length, config.embedding_size) if config.decoder_positions else None
         )
         self.dropout = FastDropout(config.dropout)
         self.output_projection = nn.Linear(config.hidden_size, config.vocab_size)
@@ -62,14 +79,19 @@ class HRVAEDecoder(nn.Module):
         (hidden, cell), condition = state
         return (hidden.index_select(1, rows), cell.index_select(1, rows)), condition.index_select(0, rows)
 
-    def forward(self, input_ids: torch.Tensor, state, repeats: int = 1):
+    def forward(self, input_ids: torch.Tensor, state, repeats: int = 1, position: int = 0):
         """`input_ids (B, T')`, a state of `B * repeats` rows -> `logits (B * repeats, T', V)`, the state after the
-        last step. With `repeats` K > 1 every sentence is decoded by K consecutive rows of the state (K latents:
-        importance sampling); its embeddings and, on the CPU, its share of the first layer's gates are computed
-        once instead of K times. Only in eval mode (the K rows would share the sentence's dropout masks)."""
+        last step. `position`: the sentence position of `input_ids[:, 0]` (0 for `<s>`; generation feeds one
+        position at a time), read with `config.decoder_positions` only. With `repeats` K > 1 every sentence is
+        decoded by K consecutive rows of the state (K latents: importance sampling); its embeddings and, on the CPU,
+        its share of the first layer's gates are computed once instead of K times. Only in eval mode (the K rows
+        would share the sentence's dropout masks)."""
         check_repeats(self, repeats)
         (lstm_state, condition) = state
-        inputs = self.dropout(self.dec_embedding(input_ids))
+        inputs = self.dec_embedding(input_ids)
+        if self.position_embedding is not None:
+            inputs = inputs + self.position_embedding(position, input_ids.shape[1]).to(inputs.dtype)
+        inputs = self.dropout(inputs)
         shared = repeats > 1 and use_stepwise_lstm(inputs)  # on the CPU without autocast
         if shared or use_stepwise_lstm(inputs, training_only=True):  # or sequences with gradients, on the CPU
             outputs, lstm_state = self._stepwise_lstm(inputs, lstm_state, condition, repeats)
@@ -158,9 +180,9 @@ class HRVAECNNDecoder(nn.Module):
         latent, pasts = state
         return latent.index_select(0, rows), [past.index_select(0, rows) for past in pasts]
 
-    def forward(self, input_ids: torch.Tensor, state, repeats: int = 1):
+    def forward(self, input_ids: torch.Tensor, state, repeats: int = 1, position: int = 0):
         """`input_ids (B, T')`, a state of `B * repeats` rows -> `logits (B * repeats, T', V)`, the new state
-        (`repeats`: as for [`HRVAEDecoder.forward`])."""
+        (`repeats`: as for [`HRVAEDecoder.forward`]; `position` is not used)."""
         check_repeats(self, repeats)
         latent, pasts = state
         inputs = self.dropout(self.dec_embedding(input_ids))
@@ -175,4 +197,4 @@ class HRVAECNNDecoder(nn.Module):
         return self.output_projection(self.dropout(hidden.transpose(1, 2))), (latent, new_pasts)
 
 
-__all__ = ["HRVAEDecoder", "HRVAECNNDecoder", "CausalConv1d", "FastDropout"]
+__all__ = ["HRVAEDecoder", "HRVAECNNDecoder", "CausalConv1d", "FastDropout", "PositionEmbedding"]
