@@ -80,3 +80,21 @@ def test_training_from_a_saved_model_can_add_positions(e2e_folder, tmp_path):
     with pytest.raises(ValueError, match="leave out --hidden_size"):  # the other options still come from the folder
         TrainingArguments(**{**vars(tiny_args(e2e_folder, tmp_path / "x", embedding_size=None)),
                              "model_name_or_path": str(tmp_path / "first"), "decoder_positions": True})
+
+
+def test_a_saved_model_trains_with_another_dropout_and_keeps_it(make_model, batch, e2e_folder, tmp_path):
+    from hf_hrvae.training.fine_tuning import with_dropout
+
+    model = make_model(setting="inputless", seed=2)
+    latent = torch.randn(6, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    expected = model.eval().decode(latent, batch["input_ids"])
+    with_dropout(model, 0.0).train()  # training mode without any dropout left: what eval mode computes
+    torch.testing.assert_close(model.decode(latent, batch["input_ids"]), expected)
+    with pytest.raises(ValueError, match="dropout must be a float in"):
+        with_dropout(model, 1.5)
+    assert model.config.dropout == 0.0
+    first = Trainer(tiny_args(e2e_folder, tmp_path / "first", setting="inputless", max_train_steps=1))
+    first.run()
+    Trainer(tiny_args(e2e_folder, tmp_path / "warm", model_name_or_path=str(tmp_path / "first"),
+                      embedding_size=None, hidden_size=None, dropout=0.1, max_train_steps=1)).run()
+    assert AutoModel.from_pretrained(tmp_path / "warm").config.dropout == 0.1

@@ -59,6 +59,8 @@ VARIANTS = {
     # issue 23, PTB, 2026-12-06: the shipped 10-epoch model continued in one run, a single cosine from 1e-3 over 20
     # epochs (both cores for one run: a chain of shorter runs lost its folders between sessions). Flags: RUN_FLAGS.
     "cosine": (),
+    # issue 23, PTB, the next session: that model continued once more, a cosine from 5e-4 over 10 epochs (both cores)
+    "cosine2": (),
 }
 # Runs whose variant means other flags than VARIANTS says for the others: issue 23's standard-setting runs, trained
 # from scratch with the decaying lr of the Table 3 run (a `long` run of the equal-budget comparison has a constant lr).
@@ -79,6 +81,9 @@ RUN_FLAGS = {
                                                        "--num_train_epochs", "7", "--max_train_minutes", "72"),
     "ptb-hrvae-standard-cosine": CONTINUED_FLAGS + ("--model_name_or_path", "models/hrvae-ptb",
                                                     "--num_train_epochs", "20", "--max_train_minutes", "120"),
+    "ptb-hrvae-standard-cosine2": CONTINUED_FLAGS[2:] + ("--learning_rate", "5e-4", "--model_name_or_path",
+                                                         "models/hrvae-ptb", "--num_train_epochs", "10",
+                                                         "--max_train_minutes", "65"),
 }
 SYSTEM_NAMES = {"vae-lstm-base": "VAE-LSTM-base", "vae-cnn": "VAE-CNN", "vmf-vae": "vMF-VAE", "hrvae": "HR-VAE"}
 

@@ -174,9 +174,9 @@ class _TrainingFlags:
 _NOT_OPTIONS = {"vocab_size", "setting", "max_decode_length", "preset", "pad_token_id", "unk_token_id", "bos_token_id",
                 "eos_token_id", "tie_word_embeddings"}
 MODEL_OPTIONS = tuple(name for name in HRVAEConfig.__annotations__ if name not in _NOT_OPTIONS)
-# The model options that --model_name_or_path accepts: they add to a saved model without changing its function
-# (fine_tuning.with_decoder_positions).
-EXTENDING_OPTIONS = ("decoder_positions",)
+# The model options that --model_name_or_path accepts: they add to a saved model without changing its function, or
+# change only how it trains (fine_tuning.with_decoder_positions, with_dropout).
+EXTENDING_OPTIONS = ("decoder_positions", "dropout")
 
 
 def _config_help() -> dict[str, str]:

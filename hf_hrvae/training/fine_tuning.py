@@ -1,7 +1,9 @@
 """Fine-tuning a saved model on new text: its vocabulary extended with the new text's words, or kept; position
-embeddings added to its decoder."""
+embeddings added to its decoder; another dropout rate."""
 
 import logging
+
+from torch import nn
 
 from ..tokenization_hrvae import extend_tokenizer, unk_share
 
@@ -57,4 +59,26 @@ def with_decoder_positions(model, decoder_positions: bool | None):
     return extended.to(next(model.parameters()).device)
 
 
-__all__ = ["adapt_vocabulary", "with_decoder_positions"]
+def with_dropout(model, dropout: float | None):
+    """`model` (a saved model) training with the dropout rate `dropout` instead of its own (`None`: its own): every
+    dropout of the model, embeddings and between LSTM layers, and `config.dropout`, saved with it. Evaluation and
+    generation do not change (they run without dropout)."""
+    if dropout is None or dropout == model.config.dropout:
+        return model
+    before = model.config.dropout
+    model.config.dropout = dropout
+    try:
+        model.config.validate_hrvae()  # a ValueError naming the field for a rate outside [0, 1)
+    except ValueError:
+        model.config.dropout = before
+        raise
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = dropout
+        elif isinstance(module, nn.LSTM) and module.num_layers > 1:
+            module.dropout = dropout
+    logger.info(f"Dropout {before} -> {dropout} (training only).")
+    return model
+
+
+__all__ = ["adapt_vocabulary", "with_decoder_positions", "with_dropout"]

@@ -22,7 +22,7 @@ from .data import (EpochSampler, default_min_frequency, load_text_splits, paddin
                    tokenizer_for)
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from ..evaluation import evaluate_model
-from .fine_tuning import adapt_vocabulary, with_decoder_positions
+from .fine_tuning import adapt_vocabulary, with_decoder_positions, with_dropout
 from ..models.hrvae.modeling_hrvae import HRVAEModel
 from ..plotting import plot_training_curves
 from .utils import check_mixed_precision, device_description, sample_indices
@@ -82,7 +82,7 @@ class Trainer:
                 )
             self.data = tokenize_splits(splits, self.tokenizer)
         if args.model_name_or_path is not None:
-            self.model = with_decoder_positions(pretrained, args.decoder_positions)
+            self.model = with_dropout(with_decoder_positions(pretrained, args.decoder_positions), args.dropout)
             logger.info(f"Starting from the weights of {args.model_name_or_path} (a fresh optimizer).")
         else:
             self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
