@@ -78,3 +78,28 @@ def test_a_chains_validation_curve_is_numbered_across_its_runs(tmp_path):
     assert "| 2 | 10.00 | 40 | – | 50.00 | 60.00 | – (–) | 49.00 |" in text  # the earlier run's last epoch
     assert "| 4 **(exported)** | 10.00 | 40 | – | 50.00 | 60.00 | – (–) | 47.00 |" in text
     assert "| 2 **(exported)**" not in text
+
+
+def test_a_folder_replaced_by_its_own_continuation_keeps_the_chain_it_had(e2e_folder, tmp_path, monkeypatch):
+    """`models/NAME` continued twice, each time replaced by the result (as a shipped model is): the trainer resolves
+    the lineage when a run starts, so the second run's chain is the real one, not a loop through the new folder."""
+    import shutil
+
+    from hf_hrvae.training import Trainer
+    from test_training import tiny_args
+
+    monkeypatch.chdir(tmp_path)
+    Trainer(tiny_args(e2e_folder, tmp_path / "scratch", max_train_steps=1)).run()
+    shutil.copytree(tmp_path / "scratch", tmp_path / "models" / "m")
+    for run in ("second", "third"):
+        Trainer(tiny_args(e2e_folder, tmp_path / run, model_name_or_path="models/m", embedding_size=None,
+                          hidden_size=None, max_train_steps=1)).run()
+        shutil.rmtree(tmp_path / "models" / "m")
+        shutil.copytree(tmp_path / run, tmp_path / "models" / "m")
+    results = json.loads((tmp_path / "models" / "m" / "train_results.json").read_text())
+    lineage = training_lineage(results)
+    # the second run (from models/m), then the run from scratch; without the resolved lineage: models/m 20 times
+    assert [(step["folder"], step["initialised_from"]) for step in lineage] == [("models/m", "models/m"),
+                                                                                ("models/m", None)]
+    assert total_epochs(results["epochs"], lineage) == 3 and "validations" not in lineage[0]
+    assert training_lineage(results, validations=True)[1]["validations"]  # the run from scratch's curve

@@ -16,9 +16,17 @@ def training_lineage(train_results: dict, base=None, max_depth: int = 20, valida
     the `train_results.json` of each `initialised_from` folder (relative paths from `base`, the current directory by
     default).
 
-    The chain ends at a run from scratch; an ancestor whose folder or `train_results.json` is gone ends it with
+    A `train_results` that holds its own `lineage` (the trainer resolves it when a warm-started run begins, since a
+    folder such as `models/NAME` may later hold another model) gives it, and an ancestor's ends the walk with it. The chain ends at a
+    run from scratch; an ancestor whose folder or `train_results.json` is gone ends it with
     `{"folder": ..., "epochs": None}` (unknown), so a total is never silently short.
     """
+    def stored(lineage):
+        return [{key: value for key, value in step.items() if validations or key != "validations"}
+                for step in lineage]
+
+    if train_results.get("lineage") is not None:  # resolved by the trainer when the run began
+        return stored(train_results["lineage"])[:max_depth]
     base = Path.cwd() if base is None else Path(base)
     chain, start = [], train_results.get("initialised_from")
     while start and len(chain) < max_depth:
@@ -31,6 +39,9 @@ def training_lineage(train_results: dict, base=None, max_depth: int = 20, valida
         chain.append({"folder": start, "epochs": parent.get("epochs"), "command": parent.get("command"),
                       "initialised_from": parent.get("initialised_from")}
                      | ({"validations": parent.get("validations") or []} if validations else {}))
+        if parent.get("lineage") is not None:  # resolved when that run started: its folders may since hold others
+            chain += stored(parent["lineage"])[: max_depth - len(chain)]
+            break
         start = parent.get("initialised_from")
     return chain
 

@@ -23,6 +23,7 @@ from .data import (EpochSampler, default_min_frequency, load_text_splits, paddin
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from ..evaluation import evaluate_model
 from .fine_tuning import adapt_vocabulary, with_decoder_positions, with_dropout
+from .lineage import training_lineage
 from ..models.hrvae.modeling_hrvae import HRVAEModel
 from ..plotting import plot_training_curves
 from .utils import check_mixed_precision, device_description, sample_indices
@@ -319,6 +320,8 @@ class Trainer:
             {"command": self.command, "from_step": self.state["completed_steps"], "from_epoch": self.state["epoch"],
              "device": device_description(), "lr_schedule": self.state["lr_schedule"],
              **({"model_name_or_path": args.model_name_or_path, **self.vocabulary} if args.model_name_or_path else {})})
+        if args.model_name_or_path and "lineage" not in self.state:  # resolved now: the folder may be replaced later
+            self.state["lineage"] = training_lineage({"initialised_from": args.model_name_or_path}, validations=True)
         progress = tqdm(total=self.max_train_steps, initial=self.state["completed_steps"], desc="train",
                         disable=not accelerator.is_local_main_process)
         stop = self.state["completed_steps"] >= self.max_train_steps
@@ -386,6 +389,7 @@ class Trainer:
             "epochs_counted_from": 1,
             "lr_schedule": self.state["lr_schedule"],
             "initialised_from": self.state["invocations"][0].get("model_name_or_path"),
+            **({"lineage": self.state["lineage"]} if "lineage" in self.state else {}),
             **({"vocabulary": self.vocabulary} if self.vocabulary else {}),
             "metric_for_best_model": self.state["metric_for_best_model"],
             "best_metric": self.state["best_metric"],
