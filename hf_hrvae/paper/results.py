@@ -548,7 +548,7 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
 SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-decay3", "hrvae-e2e": "e2e-hrvae-standard-continued",
-                "hrvae-ptb": "ptb-hrvae-standard-cosine"}
+                "hrvae-ptb": "ptb-hrvae-standard-cosine2"}
 # What each shipped model is good for (the README's models table).
 SHIPPED_USES = {
     "hrvae-e2e-inputless": "sentence embeddings, interpolation, reconstruction: z carries the whole sentence",
