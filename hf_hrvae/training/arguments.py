@@ -43,7 +43,8 @@ class _TrainingFlags:
     num_warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up of the lr scheduler"})
     model_name_or_path: str | None = field(default=None, metadata={
         "help": "start from a saved model folder (its weights, config and tokenizer) with a fresh optimizer; the "
-                "model options and --preset then come from the folder; its vocabulary grows with the training "
+                "model options (but --dropout and --decoder_positions) and --preset then come from the folder; its "
+                "vocabulary grows with the training "
                 "data's new words seen --min_frequency times (new rows start as <unk>'s)"})
     keep_vocabulary: bool = field(default=False, metadata={
         "help": "with --model_name_or_path: keep the model's vocabulary (new words stay <unk>; their share is "
@@ -142,7 +143,7 @@ class _TrainingFlags:
                              f"got {self.lr_scheduler_type!r}.")
         if self.model_name_or_path is not None:
             given = [name for name in MODEL_OPTIONS
-                     if getattr(self, name) is not None and name not in EXTENDING_OPTIONS]
+                     if getattr(self, name) is not None and name not in WARM_START_OPTIONS]
             if given:
                 raise ValueError(f"--model_name_or_path takes the model's options from its folder; leave out "
                                  f"{', '.join('--' + name for name in given)}.")
@@ -176,7 +177,7 @@ _NOT_OPTIONS = {"vocab_size", "setting", "max_decode_length", "preset", "pad_tok
 MODEL_OPTIONS = tuple(name for name in HRVAEConfig.__annotations__ if name not in _NOT_OPTIONS)
 # The model options that --model_name_or_path accepts: they add to a saved model without changing its function, or
 # change only how it trains (fine_tuning.with_decoder_positions, with_dropout).
-EXTENDING_OPTIONS = ("decoder_positions", "dropout")
+WARM_START_OPTIONS = ("decoder_positions", "dropout")
 
 
 def _config_help() -> dict[str, str]:
@@ -210,4 +211,5 @@ def build_model_config(args: TrainingArguments, vocab_size: int) -> HRVAEConfig:
                                    max_decode_length=args.max_decode_length, **overrides)
 
 
-__all__ = ["BEST_MODEL_METRICS", "DEFAULT_EVAL_IW_SAMPLES", "EXTENDING_OPTIONS", "MODEL_OPTIONS", "TrainingArguments", "build_model_config"]
+__all__ = ["BEST_MODEL_METRICS", "DEFAULT_EVAL_IW_SAMPLES", "MODEL_OPTIONS", "WARM_START_OPTIONS", "TrainingArguments",
+           "build_model_config"]

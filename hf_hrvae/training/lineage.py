@@ -17,8 +17,8 @@ def training_lineage(train_results: dict, base=None, max_depth: int = 20, valida
     default).
 
     A `train_results` that holds its own `lineage` (the trainer resolves it when a warm-started run begins, since a
-    folder such as `models/NAME` may later hold another model) gives it, and an ancestor's ends the walk with it. The chain ends at a
-    run from scratch; an ancestor whose folder or `train_results.json` is gone ends it with
+    folder such as `models/NAME` may later hold another model) gives it, and an ancestor's ends the walk with it.
+    The chain ends at a run from scratch; an ancestor whose folder or `train_results.json` is gone ends it with
     `{"folder": ..., "epochs": None}` (unknown), so a total is never silently short.
     """
     def stored(lineage):
