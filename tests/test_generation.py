@@ -1,6 +1,11 @@
 import pytest
 import torch
-from transformers import GenerationConfig, LogitsProcessorList, SuppressTokensLogitsProcessor
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    SuppressTokensLogitsProcessor,
+)
 
 
 def never_end(model):
@@ -139,6 +144,42 @@ def test_bad_generation_arguments(make_model, name, value):
     model = make_model().eval()
     with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
         model.generate(**{name: value})
+
+
+@pytest.mark.parametrize("setting", ["standard", "inputless"])
+def test_repetition_tricks_are_the_transformers_processors_of_those_names(make_model, setting):
+    model = make_model(setting=setting).eval()
+    torch.manual_seed(0)
+    latent = torch.randn(8, model.config.latent_dim)
+    steps = dict(latent=latent, max_new_tokens=15, logits_processor=never_end(model))
+
+    def distinct(ids):  # distinct generated tokens per row
+        return [len(set(row.tolist()[1:])) for row in ids]
+
+    plain = model.generate(**steps)
+    assert min(distinct(plain)) < 15  # a tiny random model repeats itself: the checks below can fail
+    assert distinct(model.generate(**steps, no_repeat_ngram_size=1)) == [15] * 8
+    assert distinct(model.generate(**steps, no_repeat_ngram_size=1, num_beams=3)) == [15] * 8
+    config = GenerationConfig(no_repeat_ngram_size=1, max_new_tokens=15)
+    assert torch.equal(model.generate(latent=latent, generation_config=config, logits_processor=never_end(model)),
+                       model.generate(**steps, no_repeat_ngram_size=1))
+    penalised = model.generate(**steps, repetition_penalty=1.5)
+    by_hand = model.generate(latent=latent, max_new_tokens=15, logits_processor=LogitsProcessorList(
+        [RepetitionPenaltyLogitsProcessor(1.5), *never_end(model)]))
+    assert torch.equal(penalised, by_hand) and not torch.equal(penalised, plain)
+    assert torch.equal(model.generate(**steps, repetition_penalty=1.0, no_repeat_ngram_size=0), plain)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("repetition_penalty", 0, "repetition_penalty must be a number > 0"),
+    ("repetition_penalty", "1.2", "repetition_penalty must be a number > 0"),
+    ("no_repeat_ngram_size", -1, "no_repeat_ngram_size must be an integer >= 0"),
+    ("no_repeat_ngram_size", 1.5, "no_repeat_ngram_size must be an integer >= 0"),
+])
+def test_bad_repetition_arguments(make_model, name, value, message):
+    model = make_model().eval()
+    with pytest.raises(ValueError, match=message):
+        model.generate(max_new_tokens=3, **{name: value})
 
 
 def sequence_log_probs(model, latent, sequences):

@@ -2,8 +2,8 @@
 
 A self-contained loop (transformers 5's `PreTrainedModel` has no `GenerationMixin`, and transformers 5 has no
 public beam scorer): the decoder's LSTM state is carried from step to step, so every new token costs one LSTM step,
-never a re-run of the prefix; beam search reorders that state with the beams. Sampling reuses transformers' public
-logits warpers. Imports only torch, transformers and nothing of hf_hrvae but siblings.
+never a re-run of the prefix; beam search reorders that state with the beams. Sampling and the repetition tricks
+reuse transformers' public logits processors. Imports only torch, transformers and nothing of hf_hrvae but siblings.
 """
 
 import math
@@ -13,6 +13,8 @@ import torch
 from transformers import (
     GenerationConfig,
     LogitsProcessorList,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
@@ -104,14 +106,16 @@ class HRVAEGenerationMixin:
                 `top_k`, `top_p`, `num_return_sequences` (per input; the number of prior samples without input),
                 `num_beams` (> 1: beam search over given sentences or latents, `num_return_sequences <= num_beams`
                 best hypotheses per input, ranked by log-probability / length ** `length_penalty`, default 1.0;
-                the length counts the generated tokens, `</s>` included).
+                the length counts the generated tokens, `</s>` included), `repetition_penalty` (> 0; 1.0: none) and
+                `no_repeat_ngram_size` (0: none), transformers' processors of the same names: decoding tricks, to
+                report beside plain greedy decoding, not instead of it.
 
         Returns:
             `torch.LongTensor` of shape `(N, 1 + steps)` starting with `<s>`, or an [`HRVAEGenerateOutput`] when
             `return_dict_in_generate=True`.
         """
         allowed = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "num_return_sequences",
-                   "num_beams", "length_penalty")
+                   "num_beams", "length_penalty", "repetition_penalty", "no_repeat_ngram_size")
         unknown = sorted(set(kwargs) - set(allowed))
         if unknown:
             raise ValueError(f"generate() got unsupported arguments {unknown}; supported: {list(allowed)}.")
@@ -125,6 +129,12 @@ class HRVAEGenerationMixin:
             value = settings.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"generate(): {name} must be a positive integer, got {value!r}.")
+        ngram = settings.get("no_repeat_ngram_size")
+        if ngram is not None and (isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 0):
+            raise ValueError(f"generate(): no_repeat_ngram_size must be an integer >= 0, got {ngram!r}.")
+        penalty = settings.get("repetition_penalty")
+        if penalty is not None and (isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or penalty <= 0):
+            raise ValueError(f"generate(): repetition_penalty must be a number > 0, got {penalty!r}.")
         max_new_tokens = settings.get("max_new_tokens") or config.max_decode_length - 1
         if max_new_tokens > config.max_decode_length - 1:
             logger.warning(
@@ -150,6 +160,10 @@ class HRVAEGenerationMixin:
                                  "return_dict_in_generate=True gives each sequence's score (sequences_scores).")
 
         processors = LogitsProcessorList()
+        if penalty is not None and penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(float(penalty)))
+        if ngram:
+            processors.append(NoRepeatNGramLogitsProcessor(ngram))
         if do_sample:
             temperature = settings.get("temperature")
             if temperature is not None and temperature != 1.0:
