@@ -158,18 +158,29 @@ def evaluate_elbo(model, dataloader, accelerator, seed: int = 0, description: st
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokenizer=None, description="eval",
                    rows_per_chunk=2048, max_new_tokens=None, paper_protocol=True, num_beams=1,
-                   mutual_info=True) -> dict:
+                   mutual_info=True, decoding_tricks=None) -> dict:
     """Every metric over a (prepared) dataloader whose batches carry `input_ids`, `attention_mask`, `index`.
 
     `iw_samples=0` skips the importance-weighted NLL; `mutual_info=False` skips MI (an (N, N) matrix of
     densities, the other slow metric); `tokenizer=None` skips BLEU; `num_beams`: the reconstructions
-    of BLEU (from the posterior mean) by greedy decoding (1) or beam search. Returns
-    `{"num_sentences", "num_tokens", "valid": {...}, "paper_protocol": {...}}`.
+    of BLEU (from the posterior mean) by greedy decoding (1) or beam search. `decoding_tricks`, e.g.
+    `{"repetition_penalty": 1.5}`: `generate()` arguments for a second set of reconstructions, whose BLEU and
+    repeat rate are reported beside the plain ones, never instead. Returns
+    `{"num_sentences", "num_tokens", "valid": {...}, "paper_protocol": {...}}`, and `"decoding_tricks": {...}`
+    when asked for.
     """
     unwrapped = accelerator.unwrap_model(model)
     was_training = unwrapped.training
     unwrapped.eval()
-    collected, hypotheses, references = {}, [], []
+
+    def reconstruct(input_ids, attention_mask, **tricks):  # gathered across processes, decoded to text
+        generated = unwrapped.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                       max_new_tokens=max_new_tokens or input_ids.shape[1] + 10,
+                                       num_beams=num_beams, **tricks)
+        padded = accelerator.pad_across_processes(generated, dim=1, pad_index=unwrapped.config.pad_token_id)
+        return tokenizer.batch_decode(accelerator.gather_for_metrics(padded), skip_special_tokens=True)
+
+    collected, hypotheses, references, tricked = {}, [], [], []
     sentences = len(dataloader.dataset) if hasattr(dataloader, "dataset") else None
     progress = tqdm(total=sentences, desc=description, unit="sent", disable=not accelerator.is_local_main_process,
                     leave=False)
@@ -188,14 +199,11 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
                                          iw_samples, seed, rows_per_chunk)
             terms["iw_nll"] = iw_nll_from_log_weights(log_weights)
         if tokenizer is not None:
-            generated = unwrapped.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                           max_new_tokens=max_new_tokens or input_ids.shape[1] + 10,
-                                           num_beams=num_beams)
-            padded = accelerator.pad_across_processes(generated, dim=1, pad_index=unwrapped.config.pad_token_id)
-            gathered_ids = accelerator.gather_for_metrics(padded)
+            hypotheses += reconstruct(input_ids, attention_mask)
+            if decoding_tricks:
+                tricked += reconstruct(input_ids, attention_mask, **decoding_tricks)
             gathered_inputs = accelerator.gather_for_metrics(
                 accelerator.pad_across_processes(input_ids, dim=1, pad_index=unwrapped.config.pad_token_id))
-            hypotheses += tokenizer.batch_decode(gathered_ids, skip_special_tokens=True)
             references += tokenizer.batch_decode(gathered_inputs, skip_special_tokens=True)
         for name, value in accelerator.gather_for_metrics(terms).items():
             collected.setdefault(name, []).append(value.double().cpu())
@@ -215,11 +223,16 @@ def evaluate_model(model, dataloader, accelerator, seed=0, iw_samples=0, tokeniz
         valid["reconstruction_repeat_rate"] = repeat_rate(hypotheses)  # "is a a pub": the stutter of Table 3
         valid["reference_repeat_rate"] = repeat_rate(references)  # the data's own rate, to compare with
     counts = {"num_sentences": valid.pop("num_sentences"), "num_tokens": valid.pop("num_tokens")}
-    return {
+    results = {
         **counts,
         "valid": valid,
         "paper_protocol": paper_protocol_metrics(terms) if paper_protocol else None,
     }
+    if tokenizer is not None and decoding_tricks:
+        results["decoding_tricks"] = {"label": "beside plain decoding, never instead", **decoding_tricks,
+                                      "bleu": corpus_bleu(tricked, references), "bleu_num_beams": num_beams,
+                                      "reconstruction_repeat_rate": repeat_rate(tricked)}
+    return results
 
 
 
@@ -239,6 +252,11 @@ class EvaluationArguments:
     seed: int = 0
     no_bleu: bool = field(default=False, metadata={"help": "skip the greedy reconstructions and BLEU"})
     num_beams: int = field(default=1, metadata={"help": "reconstructions for BLEU: 1 greedy, k > 1 beam search"})
+    repetition_penalty: float = field(default=1.0, metadata={
+        "help": "not 1: also report BLEU and repeats of reconstructions decoded with this penalty (a decoding trick, "
+                "reported beside the plain numbers, never instead)"})
+    no_repeat_ngram_size: int = field(default=0, metadata={
+        "help": "> 0: as --repetition_penalty, for reconstructions that never repeat an n-gram of this size"})
     prior_samples: int = field(default=1000, metadata={
         "help": "prior samples decoded (greedy and top-p 0.9) for their repeat rate and distinct-1/2; 0: none"})
     output_file: str | None = None
@@ -248,6 +266,20 @@ class EvaluationArguments:
             raise ValueError("--iw_samples must be >= 0, --batch_size, --rows_per_chunk and --num_beams >= 1.")
         if self.prior_samples < 0:
             raise ValueError(f"--prior_samples must be >= 0, got {self.prior_samples}.")
+        if self.repetition_penalty <= 0 or self.no_repeat_ngram_size < 0:
+            raise ValueError("--repetition_penalty must be > 0 (1: none) and --no_repeat_ngram_size >= 0 (0: none).")
+        if self.no_bleu and self.decoding_tricks():
+            raise ValueError("--repetition_penalty and --no_repeat_ngram_size change the reconstructions of BLEU; "
+                             "they do nothing with --no_bleu.")
+
+    def decoding_tricks(self) -> dict:
+        """The `generate()` arguments of the tricks asked for: `{}` when none."""
+        tricks = {}
+        if self.repetition_penalty != 1.0:
+            tricks["repetition_penalty"] = self.repetition_penalty
+        if self.no_repeat_ngram_size:
+            tricks["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        return tricks
 
 
 def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dict:
@@ -276,7 +308,8 @@ def run_evaluation(args: EvaluationArguments, command: str | None = None) -> dic
     start = time.time()
     results = evaluate_model(model, loader, accelerator, seed=args.seed, iw_samples=args.iw_samples,
                              tokenizer=None if args.no_bleu else tokenizer, description=f"{args.split}",
-                             rows_per_chunk=args.rows_per_chunk, num_beams=args.num_beams)
+                             rows_per_chunk=args.rows_per_chunk, num_beams=args.num_beams,
+                             decoding_tricks=args.decoding_tricks())
     if args.prior_samples:
         results["valid"].update(prior_sample_metrics(accelerator.unwrap_model(model), tokenizer, args.prior_samples,
                                                      seed=args.seed))

@@ -14,11 +14,13 @@ from conftest import REPO_ROOT
 from hf_hrvae.training.data import load_text_splits, tokenize_splits
 from hf_hrvae.evaluation import (
     IW_STREAM,
+    EvaluationArguments,
     active_units,
     evaluate_model,
     iw_log_weights,
     iw_nll_from_log_weights,
     mutual_information,
+    run_evaluation,
     sentence_noise,
 )
 from hf_hrvae.training import TrainingArguments, train
@@ -169,6 +171,41 @@ def test_bleu_of_beam_search_reconstructions(trained, monkeypatch):
     beams = evaluate(trained, tokenizer=tokenizer, num_beams=3)["valid"]
     assert beams["bleu_num_beams"] == 3 and 0 <= beams["bleu"] <= 100 and set(seen) == {1, 3}
     assert {k: v for k, v in beams.items() if "bleu" not in k} == {k: v for k, v in greedy.items() if "bleu" not in k}
+
+
+def test_decoding_tricks_are_reported_beside_the_plain_reconstructions(trained, e2e_folder, tmp_path, monkeypatch):
+    _, model, tokenizer, data = trained
+    seen = []
+    generate = type(model).generate
+    monkeypatch.setattr(type(model), "generate",
+                        lambda self, **kw: seen.append(kw.get("no_repeat_ngram_size")) or generate(self, **kw))
+    plain = evaluate(trained, tokenizer=tokenizer)
+    tricked = evaluate(trained, tokenizer=tokenizer, decoding_tricks={"no_repeat_ngram_size": 1})
+    assert "decoding_tricks" not in plain and set(seen) == {None, 1}
+    assert tricked["valid"] == plain["valid"] and tricked["paper_protocol"] == plain["paper_protocol"]
+    block = tricked["decoding_tricks"]
+    assert block["label"] == "beside plain decoding, never instead" and block["no_repeat_ngram_size"] == 1
+    assert plain["valid"]["reconstruction_repeat_rate"] > 0 and block["reconstruction_repeat_rate"] == 0
+    assert 0 <= block["bleu"] <= 100
+    # and from the command line's arguments, into the output file
+    args = EvaluationArguments(model_name_or_path=str(trained[0]), dataset_name=e2e_folder, max_samples=8,
+                               iw_samples=0, prior_samples=0, repetition_penalty=1.5,
+                               output_file=str(tmp_path / "eval.json"))
+    run_evaluation(args)
+    written = json.loads((tmp_path / "eval.json").read_text())
+    assert written["decoding_tricks"]["repetition_penalty"] == 1.5 and "no_repeat_ngram_size" not in written[
+        "decoding_tricks"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
+    ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size >= 0"),
+    ({"no_repeat_ngram_size": 2, "no_bleu": True}, "nothing with --no_bleu"),
+])
+def test_bad_decoding_trick_flags(flags, message):
+    with pytest.raises(ValueError, match=message):
+        EvaluationArguments(model_name_or_path="m", dataset_name="d", **flags)
+    assert EvaluationArguments(model_name_or_path="m", dataset_name="d").decoding_tricks() == {}
 
 
 def test_one_and_two_processes_agree(trained, e2e_folder, tmp_path):
