@@ -1,5 +1,5 @@
 """Fine-tuning a saved model on new text: its vocabulary extended with the new text's words, or kept; position
-embeddings added to its decoder; another dropout rate."""
+embeddings added to its decoder; another dropout rate; a neighbour-unlikelihood term."""
 
 import logging
 
@@ -81,4 +81,20 @@ def with_dropout(model, dropout: float | None):
     return model
 
 
-__all__ = ["adapt_vocabulary", "with_decoder_positions", "with_dropout"]
+def with_neighbour_unlikelihood(model, weight: float | None):
+    """`model` (a saved model) training with `HRVAEConfig.neighbour_unlikelihood = weight` (`None`: its own), saved
+    with it. The model computes what it did: the weight only adds a term to the training loss."""
+    if weight is None or weight == model.config.neighbour_unlikelihood:
+        return model
+    before = model.config.neighbour_unlikelihood
+    model.config.neighbour_unlikelihood = weight
+    try:
+        model.config.validate_hrvae()
+    except ValueError:
+        model.config.neighbour_unlikelihood = before
+        raise
+    logger.info(f"Neighbour unlikelihood weight {before} -> {weight} (a training term).")
+    return model
+
+
+__all__ = ["adapt_vocabulary", "with_decoder_positions", "with_dropout", "with_neighbour_unlikelihood"]

@@ -18,7 +18,7 @@ from .configuration_hrvae import HRVAEConfig
 from .decoders_hrvae import FastDropout, HRVAECNNDecoder, HRVAEDecoder
 from .generation_hrvae import HRVAEGenerationMixin
 from .latent_hrvae import gaussian_kl_per_dim, kl_annealing_weight, latent_distribution
-from .losses_hrvae import token_nll
+from .losses_hrvae import neighbour_unlikelihood, token_nll
 from .recurrence_hrvae import lstm_with_cell_states
 
 logger = logging.get_logger(__name__)
@@ -54,7 +54,8 @@ class HRVAEOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` of shape `()`, returned when `labels` is given):
             `reconstruction_loss + kl_weight * annealing(step) * KL term` (the KL term after free bits, if any);
-            for HR-VAE the negative of Eq. 3, averaged over sentences.
+            for HR-VAE the negative of Eq. 3, averaged over sentences; plus `neighbour_unlikelihood *
+            unlikelihood_loss` when that weight is set.
         logits (`torch.FloatTensor` of shape `(B, T - 1, V)`):
             Decoder scores; `logits[:, t]` scores token `t + 1` of the input (the usual causal-LM shift, without
             the useless last position).
@@ -71,6 +72,10 @@ class HRVAEOutput(ModelOutput):
             Posterior log-variance of the used latent.
         latent (`torch.FloatTensor` of shape `(B, D)`):
             The z that was decoded (a sample in training, the posterior mean/mode in eval unless `sample_latent=True`).
+        unlikelihood_loss (`torch.FloatTensor` of shape `()`, returned when `labels` is given and
+            `config.neighbour_unlikelihood > 0`):
+            The unlikelihood of each position's gold neighbours (`losses_hrvae.neighbour_unlikelihood`), summed over
+            each sentence's positions, averaged over sentences; a training term, before its weight.
     """
 
     loss: torch.FloatTensor | None = None
@@ -81,6 +86,7 @@ class HRVAEOutput(ModelOutput):
     mu: torch.FloatTensor | None = None
     logvar: torch.FloatTensor | None = None
     latent: torch.FloatTensor | None = None
+    unlikelihood_loss: torch.FloatTensor | None = None
 
 
 class HRVAEEncoder(nn.Module):
@@ -419,9 +425,14 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         return logits
 
     @staticmethod
+    def targets(labels: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The tokens `logits` predicts, `(B, T - 1)`: `labels[:, 1:]`, -100 at padding."""
+        return labels[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
+
+    @staticmethod
     def token_nll(logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`-log p(x | z)` per sentence, `(B,)`: summed over the positions 1.. that are real and not -100."""
-        targets = labels[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
+        targets = HRVAEModel.targets(labels, attention_mask)
         return token_nll(logits.flatten(0, 1), targets.flatten()).view_as(targets).sum(1)  # F.cross_entropy's values
 
     # ---------------------------------------------------------------- forward
@@ -454,10 +465,14 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         present = attention_mask.sum(1) > 0  # rows of padding only take no part in the averages
         kl_loss = masked_mean(self.holistic_kl(mu, kl_terms), present)
         kl_last = masked_mean(self.latent_kl(mu, logvar), present)
-        loss = reconstruction_loss = None
+        loss = reconstruction_loss = unlikelihood_loss = None
         if labels is not None:
             reconstruction_loss = masked_mean(self.token_nll(logits, labels, attention_mask), present)
             loss = reconstruction_loss + self.kl_weight_at(global_step) * self.kl_training_term(mu, kl_terms, present)
+            if self.config.neighbour_unlikelihood > 0:
+                unlikelihood_loss = masked_mean(
+                    neighbour_unlikelihood(logits, self.targets(labels, attention_mask)), present)
+                loss = loss + self.config.neighbour_unlikelihood * unlikelihood_loss
         output = HRVAEOutput(
             loss=loss,
             logits=logits,
@@ -467,6 +482,7 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
             mu=mu,
             logvar=logvar,
             latent=latent,
+            unlikelihood_loss=unlikelihood_loss,
         )
         return output if (return_dict is None or return_dict) else output.to_tuple()
 

@@ -75,4 +75,28 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="none")
 
 
-__all__ = ["TokenNLL", "token_nll", "use_token_nll"]
+def neighbour_unlikelihood(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Token-level unlikelihood (Welleck et al., 2020) of each position's gold neighbours, per sentence:
+    `logits (B, T, V)`, `targets (B, T)` (-100: ignored) -> `(B,)`.
+
+    The sum over positions t of `-log(1 - p_t(y_{t-1}))` and `-log(1 - p_t(y_{t+1}))`, each where that neighbour is
+    a real token other than y_t itself: 0 when the model gives the neighbours no probability. An inputless decoder
+    sees no words, so at the edge between two words it tends to give both the same one ("a a pub", "pub pub"); this
+    term lowers exactly that mass. Not in the paper (`HRVAEConfig.neighbour_unlikelihood`).
+    """
+    keep = targets != IGNORE_INDEX
+    previous = F.pad(targets[:, :-1], (1, 0), value=IGNORE_INDEX)
+    following = F.pad(targets[:, 1:], (0, 1), value=IGNORE_INDEX)
+    dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32 at least (bf16 logits under autocast)
+    log_norm = torch.logsumexp(logits.to(dtype), dim=-1)  # (B, T)
+    total = logits.new_zeros(targets.shape[0], dtype=log_norm.dtype)
+    for neighbour in (previous, following):
+        use = keep & (neighbour != IGNORE_INDEX) & (neighbour != targets)
+        log_p = logits.gather(-1, neighbour.clamp(min=0).unsqueeze(-1)).squeeze(-1).to(dtype) - log_norm
+        # p <= 1 - 1e-6: a finite term (13.8 nats at most) and gradient where the model is sure of the neighbour
+        term = -torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))
+        total = total + torch.where(use, term, 0).sum(1)
+    return total
+
+
+__all__ = ["TokenNLL", "neighbour_unlikelihood", "token_nll", "use_token_nll"]
