@@ -35,6 +35,15 @@ def test_a_missing_ancestor_makes_the_total_unknown_not_short(tmp_path):
     assert epochs_phrase(record) == "12 more epochs on runs of unknown length (? + 11 + 12)"
 
 
+def test_a_folder_whose_record_starts_from_itself_ends_the_chain_as_unknown(tmp_path):
+    # a shipped folder replaced by its own continuation before lineages were recorded: followed naively, its
+    # record names itself and the chain would count its epochs again and again
+    _run(tmp_path / "models" / "shipped", 18, initialised_from="models/shipped")
+    lineage = training_lineage({"epochs": 5, "initialised_from": "models/shipped"}, base=tmp_path)
+    assert [(step["folder"], step["epochs"]) for step in lineage] == [("models/shipped", 18), ("models/shipped", None)]
+    assert total_epochs(5, lineage) is None
+
+
 def test_models_table_and_run_list_say_the_whole_chain(tmp_path):
     record = {"name": SHIPPED_RUNS["hrvae-e2e"], "setting": "standard", "dataset": "e2e", "epochs": 12,
               "best_epoch": 12, "initialised_from": "~/runs/middle",

@@ -18,8 +18,9 @@ def training_lineage(train_results: dict, base=None, max_depth: int = 20, valida
 
     A `train_results` that holds its own `lineage` (the trainer resolves it when a warm-started run begins, since a
     folder such as `models/NAME` may later hold another model) gives it, and an ancestor's ends the walk with it.
-    The chain ends at a run from scratch; an ancestor whose folder or `train_results.json` is gone ends it with
-    `{"folder": ..., "epochs": None}` (unknown), so a total is never silently short.
+    The chain ends at a run from scratch; an ancestor whose folder or `train_results.json` is gone, or a folder met
+    a second time (it was replaced by its own continuation, whose record says it started from itself), ends it with
+    `{"folder": ..., "epochs": None}` (unknown), so a total is never silently short nor counted twice.
     """
     def stored(lineage):
         return [{key: value for key, value in step.items() if validations or key != "validations"}
@@ -28,13 +29,14 @@ def training_lineage(train_results: dict, base=None, max_depth: int = 20, valida
     if train_results.get("lineage") is not None:  # resolved by the trainer when the run began
         return stored(train_results["lineage"])[:max_depth]
     base = Path.cwd() if base is None else Path(base)
-    chain, start = [], train_results.get("initialised_from")
+    chain, start, seen = [], train_results.get("initialised_from"), set()
     while start and len(chain) < max_depth:
         path = _resolve(start, base) / "train_results.json"
-        if not path.is_file():
+        if not path.is_file() or path.resolve() in seen:  # gone, or a folder that now holds its own continuation
             chain.append({"folder": start, "epochs": None, "command": None, "initialised_from": None}
                          | ({"validations": []} if validations else {}))
             break
+        seen.add(path.resolve())
         parent = json.loads(path.read_text(encoding="utf-8"))
         chain.append({"folder": start, "epochs": parent.get("epochs"), "command": parent.get("command"),
                       "initialised_from": parent.get("initialised_from")}
