@@ -159,8 +159,26 @@ SYSTEMS = {
 }
 
 
+def departures(config: dict) -> str:
+    """A sentence naming the training choices of the config that the paper does not make (empty when none)."""
+    found = []
+    if config.get("neighbour_unlikelihood"):
+        found.append(f"the unlikelihood of each position's gold neighbours added to the loss at weight "
+                     f"{config['neighbour_unlikelihood']:g} (`neighbour_unlikelihood`, against back-to-back repeats)")
+    if config.get("decoder_positions"):
+        found.append("learnt position embeddings on the decoder's inputs (`decoder_positions`)")
+    if config.get("dropout", 0.5) != 0.5:
+        found.append(f"dropout {config['dropout']:g} in training (the paper: 0.5)")
+    return f" Not in the paper: {'; '.join(found)}." if found else ""
+
+
 def describe(config: dict, setting: str) -> str:
-    """What the model is, from its config: HR-VAE or one of the paper's baselines (`config["preset"]`)."""
+    """What the model is, from its config: HR-VAE or one of the paper's baselines (`config["preset"]`), and what
+    it does that the paper does not (`departures`)."""
+    return _system(config, setting) + departures(config)
+
+
+def _system(config: dict, setting: str) -> str:
     latent = 2 * config["num_layers"] * config["hidden_size"] if config.get("latent_size") is None else config["latent_size"]
     sizes = (f"{config['num_layers']}-layer LSTM encoder ({config['embedding_size']}-d embeddings, "
              f"{config['hidden_size']} hidden units), {latent}-d latent")

@@ -53,6 +53,13 @@ VARIANTS = {
                                     "--lr_scheduler_type", "cosine", "--num_warmup_steps", "300",
                                     "--num_train_epochs", "18", "--early_stopping_patience", "10",
                                     "--eval_full_every_epochs", "10", "--max_train_minutes", "88"),
+    # issue 22, 2026-12-06: a labelled variant, not the paper's objective. The shipped model continued without
+    # dropout for 19 epochs (~/runs/e2e-hrvae-inputless-dropout0, a cosine from 5e-4 over 40: its epoch 19, the
+    # lineage's first step), then 16 epochs with the unlikelihood of each position's gold neighbours at weight 5
+    # (--neighbour_unlikelihood), a cosine from 3e-4; epochs 7-16 on both cores.
+    "unlikelihood5": CONTINUED_FLAGS[2:] + ("--learning_rate", "3e-4", "--model_name_or_path",
+                                            "~/runs/init-dropout0-ep19", "--neighbour_unlikelihood", "5.0",
+                                            "--num_train_epochs", "16"),
     # issue 23, the session after: a shipped standard model continued twice with a second cosine from 1e-3 (the
     # first continuation is the second's start; each record's lineage holds the commands). Flags per run: RUN_FLAGS.
     "continued": (),
