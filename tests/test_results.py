@@ -238,10 +238,10 @@ def test_long_run_section_shows_the_validation_curve_and_the_samples():
     assert "| 1 | 0.01 | 0 | 0.00 | 109.99 | 110.00 | 109.50 (10) | 109.00 | – | – / – |" in text
     assert "| 2 **(exported)** | 12.00 | 60 | 4.50 | 100.00 | 112.00 | 108.25 (10) | 99.00 | – | – / – |" in text
     assert "1. input: *in 0*" in text and "   - mean: hrvae 0" in text
-    assert results_sections([], "f.png")["LONG_RUN"].startswith("(no record e2e-hrvae-inputless-decay")
+    assert results_sections([], "f.png")["LONG_RUN"].startswith(f"(no record {SHIPPED_RUNS['hrvae-e2e-inputless']}")
     shipped = results_sections([record | {"name": SHIPPED_RUNS["hrvae-e2e"], "setting": "standard"}], "f.png")
     assert "| [`hrvae-e2e`](../models/hrvae-e2e) | standard |" in shipped["SHIPPED"]
-    assert "(no record e2e-hrvae-inputless-decay3.json yet)" in shipped["SHIPPED"]
+    assert f"(no record {SHIPPED_RUNS['hrvae-e2e-inputless']}.json yet)" in shipped["SHIPPED"]
 
 
 def test_committed_records_have_the_issue_layout():

@@ -554,7 +554,7 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
-SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-decay3", "hrvae-e2e": "e2e-hrvae-standard-continued",
+SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-unlikelihood5", "hrvae-e2e": "e2e-hrvae-standard-continued",
                 "hrvae-ptb": "ptb-hrvae-standard-cosine2"}
 # What each shipped model is good for (the README's models table).
 SHIPPED_USES = {
