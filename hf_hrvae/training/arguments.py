@@ -43,9 +43,9 @@ class _TrainingFlags:
     num_warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up of the lr scheduler"})
     model_name_or_path: str | None = field(default=None, metadata={
         "help": "start from a saved model folder (its weights, config and tokenizer) with a fresh optimizer; the "
-                "model options (but --dropout, --decoder_positions and --neighbour_unlikelihood) and --preset then come from the folder; its "
-                "vocabulary grows with the training "
-                "data's new words seen --min_frequency times (new rows start as <unk>'s)"})
+                "model options (but --dropout, --decoder_positions and --neighbour_unlikelihood) and --preset then "
+                "come from the folder; its vocabulary grows with the training data's new words seen --min_frequency "
+                "times (new rows start as <unk>'s)"})
     keep_vocabulary: bool = field(default=False, metadata={
         "help": "with --model_name_or_path: keep the model's vocabulary (new words stay <unk>; their share is "
                 "logged)"})

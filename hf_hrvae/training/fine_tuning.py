@@ -59,19 +59,26 @@ def with_decoder_positions(model, decoder_positions: bool | None):
     return extended.to(next(model.parameters()).device)
 
 
+def _set_checked(config, name: str, value):
+    """Set `config.<name>` to `value` and return the old value; a value the config refuses raises its `ValueError`
+    (naming the field) and leaves the config as it was."""
+    before = getattr(config, name)
+    setattr(config, name, value)
+    try:
+        config.validate_hrvae()
+    except ValueError:
+        setattr(config, name, before)
+        raise
+    return before
+
+
 def with_dropout(model, dropout: float | None):
     """`model` (a saved model) training with the dropout rate `dropout` instead of its own (`None`: its own): every
     dropout of the model, embeddings and between LSTM layers, and `config.dropout`, saved with it. Evaluation and
     generation do not change (they run without dropout)."""
     if dropout is None or dropout == model.config.dropout:
         return model
-    before = model.config.dropout
-    model.config.dropout = dropout
-    try:
-        model.config.validate_hrvae()  # a ValueError naming the field for a rate outside [0, 1)
-    except ValueError:
-        model.config.dropout = before
-        raise
+    before = _set_checked(model.config, "dropout", dropout)
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = dropout
@@ -86,13 +93,7 @@ def with_neighbour_unlikelihood(model, weight: float | None):
     with it. The model computes what it did: the weight only adds a term to the training loss."""
     if weight is None or weight == model.config.neighbour_unlikelihood:
         return model
-    before = model.config.neighbour_unlikelihood
-    model.config.neighbour_unlikelihood = weight
-    try:
-        model.config.validate_hrvae()
-    except ValueError:
-        model.config.neighbour_unlikelihood = before
-        raise
+    before = _set_checked(model.config, "neighbour_unlikelihood", weight)
     logger.info(f"Neighbour unlikelihood weight {before} -> {weight} (a training term).")
     return model
 
