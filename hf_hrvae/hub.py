@@ -165,6 +165,9 @@ def departures(config: dict) -> str:
     if config.get("neighbour_unlikelihood"):
         found.append(f"the unlikelihood of each position's gold neighbours added to the loss at weight "
                      f"{config['neighbour_unlikelihood']:g} (`neighbour_unlikelihood`, against back-to-back repeats)")
+    if config.get("repeat_unlikelihood"):
+        found.append(f"the unlikelihood of the decoder's own back-to-back repeats added to the loss at weight "
+                     f"{config['repeat_unlikelihood']:g} (`repeat_unlikelihood`)")
     if config.get("decoder_positions"):
         found.append("learnt position embeddings on the decoder's inputs (`decoder_positions`)")
     if config.get("dropout", 0.5) != 0.5:

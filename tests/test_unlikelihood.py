@@ -1,5 +1,6 @@
-"""`HRVAEConfig.neighbour_unlikelihood`: a training term (a labelled variant, not in the paper) that lowers each
-position's probability of its gold neighbours, the back-to-back repeats of an inputless decoder ("a a pub")."""
+"""`HRVAEConfig.neighbour_unlikelihood` and `repeat_unlikelihood`: training terms (labelled variants, not in the paper)
+that lower each position's probability of its gold neighbours, and of the words the decoder's own top tokens repeat
+back-to-back: the stutter of an inputless decoder ("a a pub")."""
 
 import json
 import math
@@ -10,7 +11,7 @@ from transformers import AutoModel
 
 from conftest import tiny_config
 from hf_hrvae import HRVAEModel
-from hf_hrvae.models.hrvae.losses_hrvae import neighbour_unlikelihood
+from hf_hrvae.models.hrvae.losses_hrvae import neighbour_unlikelihood, repeat_unlikelihood
 from hf_hrvae.training import Trainer
 from test_training import tiny_args
 
@@ -47,38 +48,82 @@ def test_the_term_is_finite_when_the_model_is_sure_of_a_neighbour_and_its_gradie
     assert grad[0, 1, 1] < 0 and grad[0, 0, 0] < 0  # and so raises the rest, the gold token among it
 
 
+def test_the_repeat_term_is_the_unlikelihood_of_each_wrong_copy_of_a_repeated_top_token():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 7, dtype=torch.float64)
+    top = [[3, 3, 3, 5, 1, 1],  # 3 3 3: a run; 1 1 at positions 4-5, but position 5 is padding
+           [2, 4, 2, 4, 6, 6]]  # no neighbours equal until 6 6
+    for row, tokens in enumerate(top):
+        for position, token in enumerate(tokens):
+            logits[row, position, token] = 5.0
+    targets = torch.tensor([[3, 4, 0, 5, 1, -100],  # position 0's 3 is gold: no term; positions 1, 2 are wrong
+                            [2, 4, 2, 4, 0, 6]])  # position 4's 6 is wrong, position 5's is gold
+    probs = logits.softmax(-1)
+
+    def term(row, position):
+        return -math.log(1 - probs[row, position, top[row][position]].item())
+
+    expected = [term(0, 1) + term(0, 2), term(1, 4)]
+    torch.testing.assert_close(repeat_unlikelihood(logits, targets), torch.tensor(expected, dtype=torch.float64))
+    (grad,) = torch.autograd.grad(repeat_unlikelihood(logits.requires_grad_(), targets).sum(), logits)
+    assert grad[0, 1, 3] > 0 and grad[1, 4, 6] > 0  # descent lowers the wrong copies
+    assert grad[0, 0].abs().sum() == 0 and grad[1, :4].abs().sum() == 0  # and leaves the rest alone
+
+
 @pytest.mark.parametrize("setting", ["standard", "inputless"])
-def test_the_weight_adds_the_term_to_the_loss_and_changes_nothing_reported(tokenizer, batch, setting):
+@pytest.mark.parametrize("name, term", [("neighbour", neighbour_unlikelihood), ("repeat", repeat_unlikelihood)])
+def test_the_weight_adds_the_term_to_the_loss_and_changes_nothing_reported(tokenizer, batch, setting, name, term):
     outputs = {}
     for weight in (0.0, 0.7):
         torch.manual_seed(0)
-        model = HRVAEModel(tiny_config(len(tokenizer), setting=setting, neighbour_unlikelihood=weight)).eval()
+        config = tiny_config(len(tokenizer), setting=setting, **{f"{name}_unlikelihood": weight})
+        model = HRVAEModel(config).eval()
         outputs[weight] = model(batch["input_ids"], batch["attention_mask"], labels=batch["input_ids"])
-    plain, weighted = outputs[0.0], outputs[0.7]
-    assert plain.unlikelihood_loss is None and weighted.unlikelihood_loss > 0
-    torch.testing.assert_close(weighted.reconstruction_loss, plain.reconstruction_loss)
-    torch.testing.assert_close(weighted.kl_last, plain.kl_last)
-    torch.testing.assert_close(weighted.loss, plain.loss + 0.7 * weighted.unlikelihood_loss)
+    field = "unlikelihood_loss" if name == "neighbour" else "repeat_unlikelihood_loss"
+    plain, weighted = getattr(outputs[0.0], field), outputs[0.7]
+    assert plain is None and getattr(weighted, field) > 0
+    assert weighted.unlikelihood_loss is None or weighted.repeat_unlikelihood_loss is None  # only the one asked for
+    torch.testing.assert_close(weighted.reconstruction_loss, outputs[0.0].reconstruction_loss)
+    torch.testing.assert_close(weighted.kl_last, outputs[0.0].kl_last)
+    torch.testing.assert_close(weighted.loss, outputs[0.0].loss + 0.7 * getattr(weighted, field))
     targets = batch["input_ids"][:, 1:].masked_fill(batch["attention_mask"][:, 1:] == 0, -100)
-    torch.testing.assert_close(weighted.unlikelihood_loss, neighbour_unlikelihood(weighted.logits, targets).mean())
+    torch.testing.assert_close(getattr(weighted, field), term(weighted.logits, targets).mean())
 
 
-def test_the_weight_is_validated():
-    with pytest.raises(ValueError, match="neighbour_unlikelihood must be a number >= 0"):
-        tiny_config(50, neighbour_unlikelihood=-1.0)
-    with pytest.raises(ValueError, match="neighbour_unlikelihood must be a number >= 0"):
-        tiny_config(50, neighbour_unlikelihood=float("nan"))
+def test_an_inputless_models_top_tokens_are_its_greedy_output(tokenizer, batch):
+    """What makes the repeat term aim at the printed repeats: the teacher-forced top tokens of an inputless decoder
+    are what `generate` prints for the same z, as far as the gold sentence goes."""
+    torch.manual_seed(0)
+    model = HRVAEModel(tiny_config(len(tokenizer), setting="inputless")).eval()
+    output = model(batch["input_ids"], batch["attention_mask"])
+    top = output.logits.argmax(-1)
+    printed = model.generate(latent=output.latent, max_new_tokens=top.shape[1], do_sample=False)
+    printed = printed[:, 1:] if bool((printed[:, 0] == tokenizer.bos_token_id).all()) else printed
+    for row, tokens in zip(top.tolist(), printed.tolist()):
+        shown = [token for token in tokens if token != tokenizer.pad_token_id]  # up to its </s>
+        assert len(shown) >= 3 and shown == row[: len(shown)]
+
+
+@pytest.mark.parametrize("name", ["neighbour_unlikelihood", "repeat_unlikelihood"])
+def test_the_weight_is_validated(name):
+    with pytest.raises(ValueError, match=f"{name} must be a number >= 0"):
+        tiny_config(50, **{name: -1.0})
+    with pytest.raises(ValueError, match=f"{name} must be a number >= 0"):
+        tiny_config(50, **{name: float("nan")})
 
 
 def test_a_saved_model_continues_with_the_term_logged_and_saved(e2e_folder, tmp_path):
     Trainer(tiny_args(e2e_folder, tmp_path / "first", setting="inputless", max_train_steps=1)).run()
     warm = Trainer(tiny_args(e2e_folder, tmp_path / "warm", model_name_or_path=str(tmp_path / "first"),
-                             embedding_size=None, hidden_size=None, neighbour_unlikelihood=0.5, max_train_steps=2))
+                             embedding_size=None, hidden_size=None, neighbour_unlikelihood=0.5,
+                             repeat_unlikelihood=0.25, max_train_steps=2))
     warm.run()
-    assert AutoModel.from_pretrained(tmp_path / "warm").config.neighbour_unlikelihood == 0.5
+    config = AutoModel.from_pretrained(tmp_path / "warm").config
+    assert config.neighbour_unlikelihood == 0.5 and config.repeat_unlikelihood == 0.25
     steps = [json.loads(line) for line in (tmp_path / "warm" / "train_log.jsonl").read_text().splitlines()]
     steps = [entry for entry in steps if entry["kind"] == "train_step"]
-    assert len(steps) == 2 and all(entry["unlikelihood"] > 0 for entry in steps)
+    assert len(steps) == 2 and all(entry["unlikelihood"] > 0 and entry["repeat_unlikelihood"] >= 0 for entry in steps)
     for entry in steps:  # the loss is the objective plus the weighted term; the ELBO stays the model's
-        assert entry["loss"] > entry["reconstruction"] + entry["kl_holistic"]
+        assert entry["loss"] == pytest.approx(entry["reconstruction"] + entry["kl_holistic"] + 0.5 * entry["unlikelihood"]
+                                              + 0.25 * entry["repeat_unlikelihood"], rel=1e-4)
         assert entry["elbo"] == entry["reconstruction"] + entry["kl_last"]

@@ -1,5 +1,5 @@
 """Fine-tuning a saved model on new text: its vocabulary extended with the new text's words, or kept; position
-embeddings added to its decoder; another dropout rate; a neighbour-unlikelihood term."""
+embeddings added to its decoder; another dropout rate; unlikelihood terms against repeats."""
 
 import logging
 
@@ -88,14 +88,16 @@ def with_dropout(model, dropout: float | None):
     return model
 
 
-def with_neighbour_unlikelihood(model, weight: float | None):
-    """`model` (a saved model) training with `HRVAEConfig.neighbour_unlikelihood = weight` (`None`: its own), saved
-    with it. The model computes what it did: the weight only adds a term to the training loss."""
-    if weight is None or weight == model.config.neighbour_unlikelihood:
-        return model
-    before = _set_checked(model.config, "neighbour_unlikelihood", weight)
-    logger.info(f"Neighbour unlikelihood weight {before} -> {weight} (a training term).")
+def with_unlikelihoods(model, neighbour: float | None = None, repeat: float | None = None):
+    """`model` (a saved model) training with `HRVAEConfig.neighbour_unlikelihood = neighbour` and
+    `repeat_unlikelihood = repeat` (`None`: its own), saved with it. The model computes what it did: the weights
+    only add terms to the training loss."""
+    for kind, weight in (("neighbour", neighbour), ("repeat", repeat)):
+        name = f"{kind}_unlikelihood"
+        if weight is not None and weight != getattr(model.config, name):
+            before = _set_checked(model.config, name, weight)
+            logger.info(f"{kind.capitalize()} unlikelihood weight {before} -> {weight} (a training term).")
     return model
 
 
-__all__ = ["adapt_vocabulary", "with_decoder_positions", "with_dropout", "with_neighbour_unlikelihood"]
+__all__ = ["adapt_vocabulary", "with_decoder_positions", "with_dropout", "with_unlikelihoods"]

@@ -22,7 +22,7 @@ from .data import (EpochSampler, default_min_frequency, load_text_splits, paddin
                    tokenizer_for)
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from ..evaluation import evaluate_model
-from .fine_tuning import adapt_vocabulary, with_decoder_positions, with_dropout, with_neighbour_unlikelihood
+from .fine_tuning import adapt_vocabulary, with_decoder_positions, with_dropout, with_unlikelihoods
 from .lineage import training_lineage
 from ..models.hrvae.modeling_hrvae import HRVAEModel
 from ..plotting import plot_training_curves
@@ -83,9 +83,9 @@ class Trainer:
                 )
             self.data = tokenize_splits(splits, self.tokenizer)
         if args.model_name_or_path is not None:
-            self.model = with_neighbour_unlikelihood(
+            self.model = with_unlikelihoods(
                 with_dropout(with_decoder_positions(pretrained, args.decoder_positions), args.dropout),
-                args.neighbour_unlikelihood)
+                neighbour=args.neighbour_unlikelihood, repeat=args.repeat_unlikelihood)
             logger.info(f"Starting from the weights of {args.model_name_or_path} (a fresh optimizer).")
         else:
             self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
@@ -247,9 +247,10 @@ class Trainer:
             if accelerator.sync_gradients:
                 self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
-        terms = [output.loss, output.reconstruction_loss, output.kl_loss, output.kl_last]
-        if output.unlikelihood_loss is not None:
-            terms.append(output.unlikelihood_loss)
+        extra = {name: value for name, value in (("unlikelihood", output.unlikelihood_loss),
+                                                 ("repeat_unlikelihood", output.repeat_unlikelihood_loss))
+                 if value is not None}  # the training terms not in the paper that are in use
+        terms = [output.loss, output.reconstruction_loss, output.kl_loss, output.kl_last, *extra.values()]
         values = accelerator.reduce(torch.stack(terms).detach(), reduction="mean").tolist()
         loss, reconstruction, kl_holistic, kl_last = values[:4]
         if not all(math.isfinite(value) for value in values):
@@ -260,8 +261,7 @@ class Trainer:
             )
         entry = {"loss": loss, "reconstruction": reconstruction, "kl_holistic": kl_holistic, "kl_last": kl_last,
                  "elbo": reconstruction + kl_last, "lr": lr}
-        if len(values) > 4:
-            entry["unlikelihood"] = values[4]
+        entry.update(zip(extra, values[4:]))
         return entry
 
     def evaluate(self, full: bool = True) -> dict:

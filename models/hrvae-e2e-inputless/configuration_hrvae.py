@@ -113,6 +113,11 @@ class HRVAEConfig(PretrainedConfig):
             position's gold neighbours, the previous and the next word where they differ from its own, which an
             inputless decoder otherwise repeats back-to-back ("a a pub"). 0: the paper's objective. Reported
             reconstructions, KLs and bounds never include it.
+        repeat_unlikelihood (`float`, defaults to 0):
+            Weight of another training term not in the paper: the unlikelihood of the word the decoder's own top
+            tokens repeat at two neighbouring positions, where it is not the gold word (for an inputless decoder,
+            exactly the repeats of its greedy output; `losses_hrvae.repeat_unlikelihood`). 0: the paper's
+            objective. Reported reconstructions, KLs and bounds never include it.
         preset (`str`, *optional*):
             The name given to [`HRVAEConfig.from_preset`], kept for the record.
         pad_token_id, unk_token_id, bos_token_id, eos_token_id (`int`, defaults to 0, 1, 2, 3):
@@ -150,6 +155,7 @@ class HRVAEConfig(PretrainedConfig):
     bn_gamma: float = 0.5
     decoder_positions: bool = False
     neighbour_unlikelihood: float = 0.0
+    repeat_unlikelihood: float = 0.0
     preset: str | None = None
     pad_token_id: int | None = 0
     unk_token_id: int | None = 1
@@ -232,10 +238,10 @@ class HRVAEConfig(PretrainedConfig):
         if self.decoder_positions and self.decoder_type != "lstm":
             raise ValueError("HRVAEConfig.decoder_positions is built for the LSTM decoder (decoder_type='lstm') "
                              "only, not for the CNN decoder.")
-        if (isinstance(self.neighbour_unlikelihood, bool) or not isinstance(self.neighbour_unlikelihood, (int, float))
-                or not self.neighbour_unlikelihood >= 0):
-            raise ValueError(f"HRVAEConfig.neighbour_unlikelihood must be a number >= 0, got "
-                             f"{self.neighbour_unlikelihood!r}.")
+        for name in ("neighbour_unlikelihood", "repeat_unlikelihood"):
+            weight = getattr(self, name)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+                raise ValueError(f"HRVAEConfig.{name} must be a number >= 0, got {weight!r}.")
         if not isinstance(self.kl_weight, (int, float)) or self.kl_weight < 0:
             raise ValueError(f"HRVAEConfig.kl_weight must be a number >= 0, got {self.kl_weight!r}.")
         ids = {}

@@ -87,16 +87,40 @@ def neighbour_unlikelihood(logits: torch.Tensor, targets: torch.Tensor) -> torch
     keep = targets != IGNORE_INDEX
     previous = F.pad(targets[:, :-1], (1, 0), value=IGNORE_INDEX)
     following = F.pad(targets[:, 1:], (0, 1), value=IGNORE_INDEX)
-    dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32 at least (bf16 logits under autocast)
-    log_norm = torch.logsumexp(logits.to(dtype), dim=-1)  # (B, T)
-    total = logits.new_zeros(targets.shape[0], dtype=log_norm.dtype)
-    for neighbour in (previous, following):
-        use = keep & (neighbour != IGNORE_INDEX) & (neighbour != targets)
-        log_p = logits.gather(-1, neighbour.clamp(min=0).unsqueeze(-1)).squeeze(-1).to(dtype) - log_norm
-        # p <= 1 - 1e-6: a finite term (13.8 nats at most) and gradient where the model is sure of the neighbour
-        term = -torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))
-        total = total + torch.where(use, term, 0).sum(1)
-    return total
+    log_norm = _log_norm(logits)
+    return sum(_unlikelihood(logits, log_norm, neighbour, keep & (neighbour != IGNORE_INDEX) & (neighbour != targets))
+               for neighbour in (previous, following))
 
 
-__all__ = ["TokenNLL", "neighbour_unlikelihood", "token_nll", "use_token_nll"]
+def repeat_unlikelihood(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Token-level unlikelihood of the decoder's own back-to-back repeats, per sentence: `logits (B, T, V)`,
+    `targets (B, T)` (-100: ignored) -> `(B,)`.
+
+    Where the top tokens of two neighbouring real positions are the same word w, the sum of `-log(1 - p_t(w))` over
+    those of the two positions t whose gold token is not w. An inputless decoder's inputs do not depend on the
+    words it emits, so these top tokens are its greedy output for the decoded z, and the term lowers exactly the
+    repeats that greedy decoding would print, wherever they fall (also in a word the gold sentence lacks, which
+    `neighbour_unlikelihood` does not reach). Not in the paper (`HRVAEConfig.repeat_unlikelihood`).
+    """
+    keep = targets != IGNORE_INDEX
+    top = logits.detach().argmax(-1)  # (B, T)
+    pair = (top[:, 1:] == top[:, :-1]) & keep[:, 1:] & keep[:, :-1]  # (B, T - 1): positions t, t + 1 repeat
+    in_pair = F.pad(pair, (1, 0), value=False) | F.pad(pair, (0, 1), value=False)
+    return _unlikelihood(logits, _log_norm(logits), top, in_pair & (top != targets))
+
+
+def _log_norm(logits: torch.Tensor) -> torch.Tensor:
+    """`logsumexp` over the vocabulary, in fp32 at least (bf16 logits under autocast): `(B, T, V)` -> `(B, T)`."""
+    return torch.logsumexp(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+
+
+def _unlikelihood(logits, log_norm, candidates, use) -> torch.Tensor:
+    """`-log(1 - p_t(candidates_t))` summed over the positions where `use`: `logits (B, T, V)`, `log_norm` its
+    [`_log_norm`], `candidates, use (B, T)` -> `(B,)`."""
+    log_p = logits.gather(-1, candidates.clamp(min=0).unsqueeze(-1)).squeeze(-1).to(log_norm.dtype) - log_norm
+    # p <= 1 - 1e-6: a finite term (13.8 nats at most) and gradient where the model is sure of the candidate
+    term = -torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))
+    return torch.where(use, term, 0).sum(1)
+
+
+__all__ = ["TokenNLL", "neighbour_unlikelihood", "repeat_unlikelihood", "token_nll", "use_token_nll"]

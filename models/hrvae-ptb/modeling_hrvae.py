@@ -18,7 +18,7 @@ from .configuration_hrvae import HRVAEConfig
 from .decoders_hrvae import FastDropout, HRVAECNNDecoder, HRVAEDecoder
 from .generation_hrvae import HRVAEGenerationMixin
 from .latent_hrvae import gaussian_kl_per_dim, kl_annealing_weight, latent_distribution
-from .losses_hrvae import neighbour_unlikelihood, token_nll
+from .losses_hrvae import neighbour_unlikelihood, repeat_unlikelihood, token_nll
 from .recurrence_hrvae import lstm_with_cell_states
 
 logger = logging.get_logger(__name__)
@@ -55,7 +55,7 @@ class HRVAEOutput(ModelOutput):
         loss (`torch.FloatTensor` of shape `()`, returned when `labels` is given):
             `reconstruction_loss + kl_weight * annealing(step) * KL term` (the KL term after free bits, if any);
             for HR-VAE the negative of Eq. 3, averaged over sentences; plus `neighbour_unlikelihood *
-            unlikelihood_loss` when that weight is set.
+            unlikelihood_loss` and `repeat_unlikelihood * repeat_unlikelihood_loss` when those weights are set.
         logits (`torch.FloatTensor` of shape `(B, T - 1, V)`):
             Decoder scores; `logits[:, t]` scores token `t + 1` of the input (the usual causal-LM shift, without
             the useless last position).
@@ -76,6 +76,9 @@ class HRVAEOutput(ModelOutput):
             `config.neighbour_unlikelihood > 0`):
             The unlikelihood of each position's gold neighbours (`losses_hrvae.neighbour_unlikelihood`), summed over
             each sentence's positions, averaged over sentences; a training term, before its weight.
+        repeat_unlikelihood_loss (`torch.FloatTensor` of shape `()`, returned when `labels` is given and
+            `config.repeat_unlikelihood > 0`):
+            The same for the decoder's own back-to-back repeats (`losses_hrvae.repeat_unlikelihood`).
     """
 
     loss: torch.FloatTensor | None = None
@@ -87,6 +90,7 @@ class HRVAEOutput(ModelOutput):
     logvar: torch.FloatTensor | None = None
     latent: torch.FloatTensor | None = None
     unlikelihood_loss: torch.FloatTensor | None = None
+    repeat_unlikelihood_loss: torch.FloatTensor | None = None
 
 
 class HRVAEEncoder(nn.Module):
@@ -465,14 +469,15 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         present = attention_mask.sum(1) > 0  # rows of padding only take no part in the averages
         kl_loss = masked_mean(self.holistic_kl(mu, kl_terms), present)
         kl_last = masked_mean(self.latent_kl(mu, logvar), present)
-        loss = reconstruction_loss = unlikelihood_loss = None
+        loss = reconstruction_loss = None
+        unlikelihoods = {}  # the training terms not in the paper: name -> value before its weight
         if labels is not None:
             reconstruction_loss = masked_mean(self.token_nll(logits, labels, attention_mask), present)
             loss = reconstruction_loss + self.kl_weight_at(global_step) * self.kl_training_term(mu, kl_terms, present)
-            if self.config.neighbour_unlikelihood > 0:
-                unlikelihood_loss = masked_mean(
-                    neighbour_unlikelihood(logits, self.targets(labels, attention_mask)), present)
-                loss = loss + self.config.neighbour_unlikelihood * unlikelihood_loss
+            for name, term in (("neighbour", neighbour_unlikelihood), ("repeat", repeat_unlikelihood)):
+                if getattr(self.config, f"{name}_unlikelihood") > 0:
+                    unlikelihoods[name] = masked_mean(term(logits, self.targets(labels, attention_mask)), present)
+                    loss = loss + getattr(self.config, f"{name}_unlikelihood") * unlikelihoods[name]
         output = HRVAEOutput(
             loss=loss,
             logits=logits,
@@ -482,7 +487,8 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
             mu=mu,
             logvar=logvar,
             latent=latent,
-            unlikelihood_loss=unlikelihood_loss,
+            unlikelihood_loss=unlikelihoods.get("neighbour"),
+            repeat_unlikelihood_loss=unlikelihoods.get("repeat"),
         )
         return output if (return_dict is None or return_dict) else output.to_tuple()
 
