@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -297,23 +298,27 @@ def test_reproduce_trains_evaluates_and_records_a_run(e2e_folder, tmp_path):
     assert record["reproduce_command"].startswith("python examples/paper/reproduce.py --runs e2e-hrvae-inputless")
     assert len(record["samples"]["reconstructions"]) == 5 and len(record["samples"]["prior_samples"]) == 5
 
-    # --evaluate_only evaluates the trained run again without training it again
-    trained = (tmp_path / "runs" / "e2e-hrvae-inputless" / "train_results.json").read_text()
-    again = command[: command.index("--iw_samples")] + ["--iw_samples", "2", "--evaluate_only", "--eval_extra",
-                                                         "--max_samples 12"]
-    result = subprocess.run(again, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (tmp_path / "runs" / "e2e-hrvae-inputless" / "train_results.json").read_text() == trained
-    record = json.loads((tmp_path / "res" / "e2e-hrvae-inputless.json").read_text())
-    assert record["valid"]["iw_samples"] == 2 and "--evaluate_only" in record["reproduce_command"]
-    # a run never trained is refused (in this process: a third script start would cost the suite ~6 s)
+    # in this process (each script start costs the suite ~6 s): the scripts that the options start, with what
     spec = importlib.util.spec_from_file_location("reproduce", REPO_ROOT / "examples" / "paper" / "reproduce.py")
     reproduce = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reproduce)
-    arguments = reproduce.ReproduceArguments(runs=["e2e-hrvae-standard"], work_dir=str(tmp_path / "runs"),
+    started = []
+    reproduce.run_logged = lambda command, log_path, env: started.append(command)
+    # --evaluate_only evaluates the trained run again (its own k) and records it, without training it again
+    arguments = reproduce.ReproduceArguments(runs=["e2e-hrvae-inputless"], data_root=data_root, iw_samples=2,
+                                             work_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "res"),
                                              evaluate_only=True)
+    reproduce.run_one(reproduce.RunSpec.parse("e2e-hrvae-inputless"), arguments, {})
+    assert [Path(command[1]).name for command in started] == ["evaluate.py", "reproduce.py"]
+    evaluation = started[0]
+    assert evaluation[evaluation.index("--iw_samples") + 1] == "2"
+    assert evaluation[evaluation.index("--model_name_or_path") + 1] == str(tmp_path / "runs" / "e2e-hrvae-inputless")
+    assert "--collect_only" in started[1]
+    # a run never trained is refused
+    arguments.runs = ["e2e-hrvae-standard"]
     with pytest.raises(FileNotFoundError, match="holds no finished training"):
         reproduce.run_one(reproduce.RunSpec.parse("e2e-hrvae-standard"), arguments, {})
+    assert len(started) == 2
 
 
 def test_tables_name_and_format_metrics_from_the_registry():
