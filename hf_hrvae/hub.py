@@ -168,6 +168,9 @@ def departures(config: dict) -> str:
     if config.get("repeat_unlikelihood"):
         found.append(f"the unlikelihood of the decoder's own back-to-back repeats added to the loss at weight "
                      f"{config['repeat_unlikelihood']:g} (`repeat_unlikelihood`)")
+    if config.get("prior_repeat_unlikelihood"):
+        found.append(f"the unlikelihood of repeats in the greedy output of prior samples added to the loss at weight "
+                     f"{config['prior_repeat_unlikelihood']:g} (`prior_repeat_unlikelihood`)")
     if config.get("decoder_positions"):
         found.append("learnt position embeddings on the decoder's inputs (`decoder_positions`)")
     if config.get("dropout", 0.5) != 0.5:

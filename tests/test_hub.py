@@ -241,10 +241,11 @@ def test_card_names_what_the_paper_does_not_do(tmp_path):
     HRVAEConfig(vocab_size=50, setting="inputless").save_pretrained(tmp_path / "paper")
     assert "Not in the paper" not in str(build_model_card(tmp_path / "paper", "someone/plain"))
     HRVAEConfig(vocab_size=50, setting="inputless", dropout=0.0, neighbour_unlikelihood=5.0,
-                repeat_unlikelihood=2.0, decoder_positions=True).save_pretrained(tmp_path / "variant")
+                repeat_unlikelihood=2.0, prior_repeat_unlikelihood=3.0, decoder_positions=True).save_pretrained(tmp_path / "variant")
     card = str(build_model_card(tmp_path / "variant", "someone/variant"))
     assert "Not in the paper: the unlikelihood of each position's gold neighbours added to the loss at weight 5" in card
     assert "own back-to-back repeats added to the loss at weight 2 (`repeat_unlikelihood`)" in card
+    assert "greedy output of prior samples added to the loss at weight 3 (`prior_repeat_unlikelihood`)" in card
     assert "`decoder_positions`" in card and "dropout 0 in training (the paper: 0.5)" in card
 
 

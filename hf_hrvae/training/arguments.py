@@ -43,9 +43,9 @@ class _TrainingFlags:
     num_warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up of the lr scheduler"})
     model_name_or_path: str | None = field(default=None, metadata={
         "help": "start from a saved model folder (its weights, config and tokenizer) with a fresh optimizer; the "
-                "model options (but --dropout, --decoder_positions, --neighbour_unlikelihood and "
-                "--repeat_unlikelihood) and --preset then come from the folder; its vocabulary grows with the "
-                "training data's new words seen --min_frequency times (new rows start as <unk>'s)"})
+                "model options (but --dropout, --decoder_positions and the *_unlikelihood weights) and --preset "
+                "then come from the folder; its vocabulary grows with the training data's new words seen "
+                "--min_frequency times (new rows start as <unk>'s)"})
     keep_vocabulary: bool = field(default=False, metadata={
         "help": "with --model_name_or_path: keep the model's vocabulary (new words stay <unk>; their share is "
                 "logged)"})
@@ -177,7 +177,8 @@ _NOT_OPTIONS = {"vocab_size", "setting", "max_decode_length", "preset", "pad_tok
 MODEL_OPTIONS = tuple(name for name in HRVAEConfig.__annotations__ if name not in _NOT_OPTIONS)
 # The model options that --model_name_or_path accepts: they add to a saved model without changing its function, or
 # change only how it trains (fine_tuning.with_decoder_positions, with_dropout, with_unlikelihoods).
-WARM_START_OPTIONS = ("decoder_positions", "dropout", "neighbour_unlikelihood", "repeat_unlikelihood")
+WARM_START_OPTIONS = ("decoder_positions", "dropout", "neighbour_unlikelihood", "repeat_unlikelihood",
+                      "prior_repeat_unlikelihood")
 
 
 def _config_help() -> dict[str, str]:

@@ -88,15 +88,16 @@ def with_dropout(model, dropout: float | None):
     return model
 
 
-def with_unlikelihoods(model, neighbour: float | None = None, repeat: float | None = None):
-    """`model` (a saved model) training with `HRVAEConfig.neighbour_unlikelihood = neighbour` and
-    `repeat_unlikelihood = repeat` (`None`: its own), saved with it. The model computes what it did: the weights
-    only add terms to the training loss."""
-    for kind, weight in (("neighbour", neighbour), ("repeat", repeat)):
+def with_unlikelihoods(model, neighbour: float | None = None, repeat: float | None = None,
+                       prior_repeat: float | None = None):
+    """`model` (a saved model) training with `HRVAEConfig.neighbour_unlikelihood = neighbour`, `repeat_unlikelihood
+    = repeat` and `prior_repeat_unlikelihood = prior_repeat` (`None`: its own), saved with it. The model computes
+    what it did: the weights only add terms to the training loss."""
+    for kind, weight in (("neighbour", neighbour), ("repeat", repeat), ("prior_repeat", prior_repeat)):
         name = f"{kind}_unlikelihood"
         if weight is not None and weight != getattr(model.config, name):
             before = _set_checked(model.config, name, weight)
-            logger.info(f"{kind.capitalize()} unlikelihood weight {before} -> {weight} (a training term).")
+            logger.info(f"{kind.capitalize().replace('_', ' ')} unlikelihood weight {before} -> {weight} (a training term).")
     return model
 
 

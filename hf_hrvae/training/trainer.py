@@ -85,7 +85,8 @@ class Trainer:
         if args.model_name_or_path is not None:
             self.model = with_unlikelihoods(
                 with_dropout(with_decoder_positions(pretrained, args.decoder_positions), args.dropout),
-                neighbour=args.neighbour_unlikelihood, repeat=args.repeat_unlikelihood)
+                neighbour=args.neighbour_unlikelihood, repeat=args.repeat_unlikelihood,
+                prior_repeat=args.prior_repeat_unlikelihood)
             logger.info(f"Starting from the weights of {args.model_name_or_path} (a fresh optimizer).")
         else:
             self.model = HRVAEModel(build_model_config(args, len(self.tokenizer)))
@@ -248,7 +249,8 @@ class Trainer:
                 self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         extra = {name: value for name, value in (("unlikelihood", output.unlikelihood_loss),
-                                                 ("repeat_unlikelihood", output.repeat_unlikelihood_loss))
+                                                 ("repeat_unlikelihood", output.repeat_unlikelihood_loss),
+                                                 ("prior_repeat_unlikelihood", output.prior_repeat_unlikelihood_loss))
                  if value is not None}  # the training terms not in the paper that are in use
         terms = [output.loss, output.reconstruction_loss, output.kl_loss, output.kl_last, *extra.values()]
         values = accelerator.reduce(torch.stack(terms).detach(), reduction="mean").tolist()

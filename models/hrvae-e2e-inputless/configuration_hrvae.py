@@ -118,6 +118,10 @@ class HRVAEConfig(PretrainedConfig):
             tokens repeat at two neighbouring positions, where it is not the gold word (for an inputless decoder,
             exactly the repeats of its greedy output; `losses_hrvae.repeat_unlikelihood`). 0: the paper's
             objective. Reported reconstructions, KLs and bounds never include it.
+        prior_repeat_unlikelihood (`float`, defaults to 0):
+            Weight of a third such term, inputless setting only: the unlikelihood of each repeated word in the greedy
+            output of a z drawn from the prior, one per 4 sentences of a batch (a decoder pass on a quarter of the
+            batch): every copy but the first, as no gold sentence says which one is right.
         preset (`str`, *optional*):
             The name given to [`HRVAEConfig.from_preset`], kept for the record.
         pad_token_id, unk_token_id, bos_token_id, eos_token_id (`int`, defaults to 0, 1, 2, 3):
@@ -156,6 +160,7 @@ class HRVAEConfig(PretrainedConfig):
     decoder_positions: bool = False
     neighbour_unlikelihood: float = 0.0
     repeat_unlikelihood: float = 0.0
+    prior_repeat_unlikelihood: float = 0.0
     preset: str | None = None
     pad_token_id: int | None = 0
     unk_token_id: int | None = 1
@@ -238,10 +243,13 @@ class HRVAEConfig(PretrainedConfig):
         if self.decoder_positions and self.decoder_type != "lstm":
             raise ValueError("HRVAEConfig.decoder_positions is built for the LSTM decoder (decoder_type='lstm') "
                              "only, not for the CNN decoder.")
-        for name in ("neighbour_unlikelihood", "repeat_unlikelihood"):
+        for name in ("neighbour_unlikelihood", "repeat_unlikelihood", "prior_repeat_unlikelihood"):
             weight = getattr(self, name)
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
                 raise ValueError(f"HRVAEConfig.{name} must be a number >= 0, got {weight!r}.")
+        if self.prior_repeat_unlikelihood and self.word_dropout < 1.0:
+            raise ValueError("HRVAEConfig.prior_repeat_unlikelihood is for the inputless setting: only there are the "
+                             "top tokens of a teacher-forced pass the greedy output.")
         if not isinstance(self.kl_weight, (int, float)) or self.kl_weight < 0:
             raise ValueError(f"HRVAEConfig.kl_weight must be a number >= 0, got {self.kl_weight!r}.")
         ids = {}

@@ -109,6 +109,20 @@ def repeat_unlikelihood(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return _unlikelihood(logits, _log_norm(logits), top, in_pair & (top != targets))
 
 
+def prior_repeat_unlikelihood(logits: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """Token-level unlikelihood of the back-to-back repeats in a decoder's top tokens with no gold sentence beside
+    them (an inputless decoder's greedy output for z drawn from the prior), per sentence: `logits (B, T, V)` ->
+    `(B,)`. The sum of `-log(1 - p_t(w))` over the positions t, up to the first `</s>` among the top tokens, whose
+    top token w is the one before it: every copy of a word but the first. Not in the paper
+    (`HRVAEConfig.prior_repeat_unlikelihood`).
+    """
+    top = logits.detach().argmax(-1)  # (B, T)
+    ended = top == eos_token_id
+    up_to_end = (ended.cumsum(1) - ended.long()) == 0  # through the first </s>
+    again = F.pad(top[:, 1:] == top[:, :-1], (1, 0), value=False)
+    return _unlikelihood(logits, _log_norm(logits), top, again & up_to_end)
+
+
 def _log_norm(logits: torch.Tensor) -> torch.Tensor:
     """`logsumexp` over the vocabulary, in fp32 at least (bf16 logits under autocast): `(B, T, V)` -> `(B, T)`."""
     return torch.logsumexp(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
@@ -123,4 +137,4 @@ def _unlikelihood(logits, log_norm, candidates, use) -> torch.Tensor:
     return torch.where(use, term, 0).sum(1)
 
 
-__all__ = ["TokenNLL", "neighbour_unlikelihood", "repeat_unlikelihood", "token_nll", "use_token_nll"]
+__all__ = ["TokenNLL", "neighbour_unlikelihood", "prior_repeat_unlikelihood", "repeat_unlikelihood", "token_nll", "use_token_nll"]

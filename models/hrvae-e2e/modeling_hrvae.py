@@ -18,7 +18,7 @@ from .configuration_hrvae import HRVAEConfig
 from .decoders_hrvae import FastDropout, HRVAECNNDecoder, HRVAEDecoder
 from .generation_hrvae import HRVAEGenerationMixin
 from .latent_hrvae import gaussian_kl_per_dim, kl_annealing_weight, latent_distribution
-from .losses_hrvae import neighbour_unlikelihood, repeat_unlikelihood, token_nll
+from .losses_hrvae import neighbour_unlikelihood, prior_repeat_unlikelihood, repeat_unlikelihood, token_nll
 from .recurrence_hrvae import lstm_with_cell_states
 
 logger = logging.get_logger(__name__)
@@ -55,7 +55,7 @@ class HRVAEOutput(ModelOutput):
         loss (`torch.FloatTensor` of shape `()`, returned when `labels` is given):
             `reconstruction_loss + kl_weight * annealing(step) * KL term` (the KL term after free bits, if any);
             for HR-VAE the negative of Eq. 3, averaged over sentences; plus `neighbour_unlikelihood *
-            unlikelihood_loss` and `repeat_unlikelihood * repeat_unlikelihood_loss` when those weights are set.
+            unlikelihood_loss` and the like for `repeat_unlikelihood`, `prior_repeat_unlikelihood` when set.
         logits (`torch.FloatTensor` of shape `(B, T - 1, V)`):
             Decoder scores; `logits[:, t]` scores token `t + 1` of the input (the usual causal-LM shift, without
             the useless last position).
@@ -79,6 +79,10 @@ class HRVAEOutput(ModelOutput):
         repeat_unlikelihood_loss (`torch.FloatTensor` of shape `()`, returned when `labels` is given and
             `config.repeat_unlikelihood > 0`):
             The same for the decoder's own back-to-back repeats (`losses_hrvae.repeat_unlikelihood`).
+        prior_repeat_unlikelihood_loss (`torch.FloatTensor` of shape `()`, returned when `labels` is given and
+            `config.prior_repeat_unlikelihood > 0`):
+            The same for the greedy output of one z ~ p(z) per 4 sentences (`losses_hrvae.prior_repeat_unlikelihood`),
+            averaged over the draws.
     """
 
     loss: torch.FloatTensor | None = None
@@ -91,6 +95,7 @@ class HRVAEOutput(ModelOutput):
     latent: torch.FloatTensor | None = None
     unlikelihood_loss: torch.FloatTensor | None = None
     repeat_unlikelihood_loss: torch.FloatTensor | None = None
+    prior_repeat_unlikelihood_loss: torch.FloatTensor | None = None
 
 
 class HRVAEEncoder(nn.Module):
@@ -474,9 +479,14 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
         if labels is not None:
             reconstruction_loss = masked_mean(self.token_nll(logits, labels, attention_mask), present)
             loss = reconstruction_loss + self.kl_weight_at(global_step) * self.kl_training_term(mu, kl_terms, present)
-            for name, term in (("neighbour", neighbour_unlikelihood), ("repeat", repeat_unlikelihood)):
+            targets, draws = self.targets(labels, attention_mask), max(1, input_ids.shape[0] // 4)
+            terms = {"neighbour": lambda: masked_mean(neighbour_unlikelihood(logits, targets), present),
+                     "repeat": lambda: masked_mean(repeat_unlikelihood(logits, targets), present),
+                     "prior_repeat": lambda: prior_repeat_unlikelihood(  # one z ~ p(z) per 4 sentences
+                         self.decode(self.sample_prior(draws), input_ids[:draws]), self.config.eos_token_id).mean()}
+            for name, term in terms.items():
                 if getattr(self.config, f"{name}_unlikelihood") > 0:
-                    unlikelihoods[name] = masked_mean(term(logits, self.targets(labels, attention_mask)), present)
+                    unlikelihoods[name] = term()
                     loss = loss + getattr(self.config, f"{name}_unlikelihood") * unlikelihoods[name]
         output = HRVAEOutput(
             loss=loss,
@@ -489,6 +499,7 @@ class HRVAEModel(HRVAEGenerationMixin, HRVAEPreTrainedModel):
             latent=latent,
             unlikelihood_loss=unlikelihoods.get("neighbour"),
             repeat_unlikelihood_loss=unlikelihoods.get("repeat"),
+            prior_repeat_unlikelihood_loss=unlikelihoods.get("prior_repeat"),
         )
         return output if (return_dict is None or return_dict) else output.to_tuple()
 
