@@ -97,7 +97,7 @@ def with_unlikelihoods(model, neighbour: float | None = None, repeat: float | No
         name = f"{kind}_unlikelihood"
         if weight is not None and weight != getattr(model.config, name):
             before = _set_checked(model.config, name, weight)
-            logger.info(f"{kind.capitalize().replace('_', ' ')} unlikelihood weight {before} -> {weight} (a training term).")
+            logger.info(f"{name} {before} -> {weight} (a training term).")
     return model
 
 

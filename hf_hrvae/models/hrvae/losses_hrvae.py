@@ -137,4 +137,5 @@ def _unlikelihood(logits, log_norm, candidates, use) -> torch.Tensor:
     return torch.where(use, term, 0).sum(1)
 
 
-__all__ = ["TokenNLL", "neighbour_unlikelihood", "prior_repeat_unlikelihood", "repeat_unlikelihood", "token_nll", "use_token_nll"]
+__all__ = ["TokenNLL", "neighbour_unlikelihood", "prior_repeat_unlikelihood", "repeat_unlikelihood", "token_nll",
+           "use_token_nll"]
