@@ -257,6 +257,8 @@ class EvaluationArguments:
                 "reported beside the plain numbers, never instead)"})
     no_repeat_ngram_size: int = field(default=0, metadata={
         "help": "> 0: as --repetition_penalty, for reconstructions that never repeat an n-gram of this size"})
+    no_back_to_back_repeats: bool = field(default=False, metadata={
+        "help": "as --repetition_penalty, for reconstructions in which no token directly follows itself"})
     prior_samples: int = field(default=1000, metadata={
         "help": "prior samples decoded (greedy and top-p 0.9) for their repeat rate and distinct-1/2; 0: none"})
     output_file: str | None = None
@@ -269,8 +271,8 @@ class EvaluationArguments:
         if self.repetition_penalty <= 0 or self.no_repeat_ngram_size < 0:
             raise ValueError("--repetition_penalty must be > 0 (1: none) and --no_repeat_ngram_size >= 0 (0: none).")
         if self.no_bleu and self.decoding_tricks():
-            raise ValueError("--repetition_penalty and --no_repeat_ngram_size change the reconstructions of BLEU; "
-                             "they do nothing with --no_bleu.")
+            raise ValueError("--repetition_penalty, --no_repeat_ngram_size and --no_back_to_back_repeats change "
+                             "the reconstructions of BLEU; they do nothing with --no_bleu.")
 
     def decoding_tricks(self) -> dict:
         """The `generate()` arguments of the tricks asked for: `{}` when none."""
@@ -279,6 +281,8 @@ class EvaluationArguments:
             tricks["repetition_penalty"] = self.repetition_penalty
         if self.no_repeat_ngram_size:
             tricks["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        if self.no_back_to_back_repeats:
+            tricks["no_back_to_back_repeats"] = True
         return tricks
 
 

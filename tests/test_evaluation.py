@@ -201,11 +201,15 @@ def test_decoding_tricks_are_reported_beside_the_plain_reconstructions(trained, 
     ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
     ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size >= 0"),
     ({"no_repeat_ngram_size": 2, "no_bleu": True}, "nothing with --no_bleu"),
+    ({"no_back_to_back_repeats": True, "no_bleu": True}, "nothing with --no_bleu"),
 ])
 def test_bad_decoding_trick_flags(flags, message):
     with pytest.raises(ValueError, match=message):
         EvaluationArguments(model_name_or_path="m", dataset_name="d", **flags)
     assert EvaluationArguments(model_name_or_path="m", dataset_name="d").decoding_tricks() == {}
+    assert EvaluationArguments(model_name_or_path="m", dataset_name="d", no_back_to_back_repeats=True,
+                               no_repeat_ngram_size=2).decoding_tricks() == {"no_repeat_ngram_size": 2,
+                                                                            "no_back_to_back_repeats": True}
 
 
 def test_one_and_two_processes_agree(trained, e2e_folder, tmp_path):

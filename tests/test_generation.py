@@ -7,6 +7,8 @@ from transformers import (
     SuppressTokensLogitsProcessor,
 )
 
+from hf_hrvae.models.hrvae.generation_hrvae import NoBackToBackRepeatLogitsProcessor
+
 
 def never_end(model):
     return LogitsProcessorList([SuppressTokensLogitsProcessor([model.config.eos_token_id])])
@@ -168,6 +170,26 @@ def test_repetition_tricks_are_the_transformers_processors_of_those_names(make_m
         [RepetitionPenaltyLogitsProcessor(1.5), *never_end(model)]))
     assert torch.equal(penalised, by_hand) and not torch.equal(penalised, plain)
     assert torch.equal(model.generate(**steps, repetition_penalty=1.0, no_repeat_ngram_size=0), plain)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_no_back_to_back_repeats_forbids_only_the_previous_token(make_model, num_beams):
+    model = make_model(setting="inputless").eval()
+    torch.manual_seed(0)
+    steps = dict(latent=torch.randn(8, model.config.latent_dim), max_new_tokens=15, logits_processor=never_end(model),
+                 num_beams=num_beams)
+
+    def back_to_back(ids):
+        return sum(a == b for row in ids.tolist() for a, b in zip(row[1:], row[2:]))
+
+    assert back_to_back(model.generate(**steps)) > 0  # a tiny random model stutters: the check below can fail
+    banned = model.generate(**steps, no_back_to_back_repeats=True)
+    assert back_to_back(banned) == 0
+    assert max(len(row) - 1 - len(set(row[1:])) for row in banned.tolist()) > 0  # a word may come back later
+    scores = NoBackToBackRepeatLogitsProcessor()(torch.tensor([[2, 5, 7]]), torch.zeros(1, 9))
+    assert scores[0, 7] == float("-inf") and torch.isfinite(scores[0, :7]).all() and torch.isfinite(scores[0, 8])
+    with pytest.raises(ValueError, match="no_back_to_back_repeats must be True or False"):
+        model.generate(max_new_tokens=3, no_back_to_back_repeats=1)
 
 
 @pytest.mark.parametrize("name, value, message", [

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import (
     GenerationConfig,
+    LogitsProcessor,
     LogitsProcessorList,
     NoRepeatNGramLogitsProcessor,
     RepetitionPenaltyLogitsProcessor,
@@ -24,6 +25,15 @@ from transformers.utils import ModelOutput, logging
 logger = logging.get_logger(__name__)
 
 INTERPOLATION_METHODS = ("linear", "slerp")
+
+
+class NoBackToBackRepeatLogitsProcessor(LogitsProcessor):
+    """Forbids each row's last token as its next one: no token directly follows itself ("a a pub"). A decoding
+    trick (`generate(no_back_to_back_repeats=True)`), to report beside plain decoding; unlike
+    `no_repeat_ngram_size=1` it lets a word come back later in the sentence."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores.scatter(1, input_ids[:, -1:], float("-inf"))
 
 
 @dataclass
@@ -107,15 +117,17 @@ class HRVAEGenerationMixin:
                 `num_beams` (> 1: beam search over given sentences or latents, `num_return_sequences <= num_beams`
                 best hypotheses per input, ranked by log-probability / length ** `length_penalty`, default 1.0;
                 the length counts the generated tokens, `</s>` included), `repetition_penalty` (> 0; 1.0: none) and
-                `no_repeat_ngram_size` (0: none), transformers' processors of the same names: decoding tricks, to
-                report beside plain greedy decoding, not instead of it.
+                `no_repeat_ngram_size` (0: none), transformers' processors of the same names, and
+                `no_back_to_back_repeats` (bool, [`NoBackToBackRepeatLogitsProcessor`]): decoding tricks, to report
+                beside plain greedy decoding, not instead of it.
 
         Returns:
             `torch.LongTensor` of shape `(N, 1 + steps)` starting with `<s>`, or an [`HRVAEGenerateOutput`] when
             `return_dict_in_generate=True`.
         """
         allowed = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "num_return_sequences",
-                   "num_beams", "length_penalty", "repetition_penalty", "no_repeat_ngram_size")
+                   "num_beams", "length_penalty", "repetition_penalty", "no_repeat_ngram_size",
+                   "no_back_to_back_repeats")
         unknown = sorted(set(kwargs) - set(allowed))
         if unknown:
             raise ValueError(f"generate() got unsupported arguments {unknown}; supported: {list(allowed)}.")
@@ -135,6 +147,9 @@ class HRVAEGenerationMixin:
         penalty = settings.get("repetition_penalty")
         if penalty is not None and (isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or penalty <= 0):
             raise ValueError(f"generate(): repetition_penalty must be a number > 0, got {penalty!r}.")
+        no_back_to_back = settings.get("no_back_to_back_repeats", False)
+        if not isinstance(no_back_to_back, bool):
+            raise ValueError(f"generate(): no_back_to_back_repeats must be True or False, got {no_back_to_back!r}.")
         max_new_tokens = settings.get("max_new_tokens") or config.max_decode_length - 1
         if max_new_tokens > config.max_decode_length - 1:
             logger.warning(
@@ -164,6 +179,8 @@ class HRVAEGenerationMixin:
             processors.append(RepetitionPenaltyLogitsProcessor(float(penalty)))
         if ngram:
             processors.append(NoRepeatNGramLogitsProcessor(ngram))
+        if no_back_to_back:
+            processors.append(NoBackToBackRepeatLogitsProcessor())
         if do_sample:
             temperature = settings.get("temperature")
             if temperature is not None and temperature != 1.0:
