@@ -19,6 +19,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 SHIPPED = REPO_ROOT / "models" / "hrvae-e2e-inputless"
 SENTENCE = "The Eagle is a cheap coffee shop near Burger King in the riverside area."
 OTHER = "Alimentum is a family-friendly Chinese restaurant in the city centre."
+STUTTERED = "The child-friendly riverside venue Alimentum is located near Burger King."  # "alimentum alimentum"
+MAX_SAMPLES = 20
 
 
 def load_app():
@@ -93,6 +95,28 @@ def test_the_three_endpoints_give_what_the_model_gives(space, probes_file):
     a, b = (demo.tokenizer(s, return_tensors="pt")["input_ids"] for s in (SENTENCE, OTHER))
     assert path.split("\n") == decoded(demo, model.interpolate(a, b, steps=4, max_new_tokens=60))
     assert path.split("\n")[0] == expected  # the path starts at the reconstruction of its first end
+
+
+def test_the_checkbox_forbids_back_to_back_repeats_everywhere(space):
+    """Off (the default, and when an API call leaves it out): plain decoding. On: `no_back_to_back_repeats=True`."""
+    from hf_hrvae.text_quality import repeat_rate
+
+    blocks, client, _ = space
+    demo, model = blocks.hrvae, blocks.hrvae.model
+    batch = demo.tokenizer([STUTTERED], return_tensors="pt")
+    plain, _, _ = client.predict(STUTTERED, api_name="/reconstruct")
+    banned, _, _ = client.predict(STUTTERED, True, api_name="/reconstruct")
+    assert plain == client.predict(STUTTERED, False, api_name="/reconstruct")[0]
+    assert plain == decoded(demo, model.generate(**batch, max_new_tokens=60))[0]
+    assert repeat_rate([plain]) == 1.0, f"the shipped model no longer stutters on {STUTTERED!r}: pick another"
+    assert banned == decoded(demo, model.generate(**batch, max_new_tokens=60, no_back_to_back_repeats=True))[0]
+    assert repeat_rate([banned]) == 0.0
+
+    for banned_too in (False, True):
+        samples, _ = client.predict(MAX_SAMPLES, 0, "greedy", banned_too, api_name="/sample")
+        path, _ = client.predict(STUTTERED, OTHER, 4, banned_too, api_name="/interpolate")
+        rate = repeat_rate(samples.split("\n") + path.split("\n"))
+        assert rate == 0.0 if banned_too else rate > 0.2
 
 
 @pytest.mark.parametrize("text, message", [

@@ -5,7 +5,8 @@
 
 The folder is a Space as it stands (`requirements.txt` beside this file; the model loads with
 `trust_remote_code=True`, so the Space needs only torch, transformers and gradio). Each tab is also an API
-endpoint: `/reconstruct`, `/sample`, `/interpolate` (`gradio_client.Client(url).predict(..., api_name=...)`).
+endpoint: `/reconstruct`, `/sample`, `/interpolate` (`gradio_client.Client(url).predict(..., api_name=...)`);
+each takes a last, optional `no_back_to_back_repeats` (the page's checkbox, off by default: plain decoding).
 Bad input gets a message in the page, never a traceback; every generation is bounded.
 """
 
@@ -79,15 +80,17 @@ class Demo:
 
     # ------------------------------------------------------------------------------------------- the three tabs
     @torch.no_grad()
-    def reconstruct(self, text):
-        """`(reconstruction, what the probes read, notes)`: greedy from the posterior mean, as `model.generate`."""
+    def reconstruct(self, text, no_back_to_back_repeats=False):
+        """`(reconstruction, what the probes read, notes)`: greedy from the posterior mean, as `model.generate`;
+        `no_back_to_back_repeats`: the decoding trick of `generate(no_back_to_back_repeats=True)`."""
         sentence, notes = self.clean(text)
         if sentence is None:
             return "", {}, " ".join(notes)
         batch = self.encode(sentence)
         mu, logvar = self.model.encode(batch["input_ids"], batch["attention_mask"])  # once, for both outputs
         latent = self.model.posterior_mode(mu, logvar)  # what generate(**batch) decodes
-        reconstruction = self.decode(self.model.generate(latent=latent, max_new_tokens=MAX_NEW_TOKENS))[0]
+        reconstruction = self.decode(self.model.generate(latent=latent, max_new_tokens=MAX_NEW_TOKENS,
+                                                         no_back_to_back_repeats=bool(no_back_to_back_repeats)))[0]
         if self.probes is None:
             read = {"(probes)": "not loaded: run examples/probe_latent.py --save_probes"}
         else:
@@ -95,7 +98,7 @@ class Demo:
         return reconstruction, read, " ".join(notes)
 
     @torch.no_grad()
-    def sample(self, count, seed, method):
+    def sample(self, count, seed, method, no_back_to_back_repeats=False):
         """`(samples, one a line; notes)`: z ~ N(0, I), decoded greedily or with top-p 0.9."""
         try:
             count, seed = int(count), int(seed)
@@ -107,11 +110,12 @@ class Demo:
             return "", "The decoding is greedy or top-p."
         torch.manual_seed(seed)
         ids = self.model.generate(num_return_sequences=count, max_new_tokens=MAX_NEW_TOKENS,
-                                  do_sample=method == "top-p", top_p=0.9 if method == "top-p" else None)
+                                  do_sample=method == "top-p", top_p=0.9 if method == "top-p" else None,
+                                  no_back_to_back_repeats=bool(no_back_to_back_repeats))
         return "\n".join(self.decode(ids)), ""
 
     @torch.no_grad()
-    def interpolate(self, first, second, steps):
+    def interpolate(self, first, second, steps, no_back_to_back_repeats=False):
         """`(decodes of `steps` points between the two posterior means, one a line; notes)`."""
         try:
             steps = int(steps)
@@ -123,7 +127,8 @@ class Demo:
         if a is None or b is None:
             return "", " ".join(["First sentence: " + n for n in notes_a] + ["Second sentence: " + n for n in notes_b])
         ids = self.model.interpolate(self.encode(a)["input_ids"], self.encode(b)["input_ids"], steps=steps,
-                                     max_new_tokens=MAX_NEW_TOKENS)
+                                     max_new_tokens=MAX_NEW_TOKENS,
+                                     no_back_to_back_repeats=bool(no_back_to_back_repeats))
         return "\n".join(self.decode(ids)), " ".join(notes_a + notes_b)
 
 
@@ -155,13 +160,15 @@ def build_demo(model_name_or_path: str, probes_path: str | None = None) -> gr.Bl
     with gr.Blocks(title="HR-VAE") as blocks:
         gr.Markdown(f"# HR-VAE\nA sentence VAE (Li et al., 2019), model `{Path(model_name_or_path).name}`: "
                     "everything it writes comes from the latent z.")
+        ban = gr.Checkbox(value=False, label="forbid a word right after itself (a decoding trick, not the model; "
+                          "off: plain decoding, as the project's numbers)")
         with gr.Tab("Reconstruct"):
             sentence = gr.Textbox(label="sentence", value="the eagle is a cheap coffee shop near burger king .")
             run = gr.Button("Reconstruct", variant="primary")
             reconstruction = gr.Textbox(label="greedy reconstruction from the posterior mean", elem_id="reconstruction")
             probes = gr.JSON(label="what the linear probes read from the latent (docs/latent.md)")
             notes = gr.Markdown(elem_id="reconstruct-notes")
-            run.click(demo.reconstruct, [sentence], [reconstruction, probes, notes], api_name="reconstruct")
+            run.click(demo.reconstruct, [sentence, ban], [reconstruction, probes, notes], api_name="reconstruct")
         with gr.Tab("Sample"):
             with gr.Row():
                 count = gr.Number(label="samples", value=5, precision=0)
@@ -169,14 +176,14 @@ def build_demo(model_name_or_path: str, probes_path: str | None = None) -> gr.Bl
                 method = gr.Radio(["greedy", "top-p"], value="top-p", label="decoding")
             run = gr.Button("Sample from the prior", variant="primary")
             samples, sample_notes = gr.Textbox(label="samples", lines=6), gr.Markdown()
-            run.click(demo.sample, [count, seed, method], [samples, sample_notes], api_name="sample")
+            run.click(demo.sample, [count, seed, method, ban], [samples, sample_notes], api_name="sample")
         with gr.Tab("Interpolate"):
             first = gr.Textbox(label="from", value="the eagle is a cheap coffee shop near burger king .")
             second = gr.Textbox(label="to", value="alimentum is a family-friendly chinese restaurant in the city centre .")
             steps = gr.Slider(2, MAX_STEPS, value=5, step=1, label="steps")
             run = gr.Button("Interpolate", variant="primary")
             path, path_notes = gr.Textbox(label="decodes along the line", lines=MAX_STEPS), gr.Markdown()
-            run.click(demo.interpolate, [first, second, steps], [path, path_notes], api_name="interpolate")
+            run.click(demo.interpolate, [first, second, steps, ban], [path, path_notes], api_name="interpolate")
     blocks.hrvae = demo  # the tests compare the page with the model behind it
     return blocks
 
