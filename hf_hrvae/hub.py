@@ -173,6 +173,8 @@ def departures(config: dict) -> str:
                      f"{config['prior_repeat_unlikelihood']:g} (`prior_repeat_unlikelihood`)")
     if config.get("decoder_positions"):
         found.append("learnt position embeddings on the decoder's inputs (`decoder_positions`)")
+    if config.get("hidden_size", 256) != 256:
+        found.append(f"{config['hidden_size']} hidden units per LSTM layer (the paper: 256)")
     if config.get("dropout", 0.5) != 0.5:
         found.append(f"dropout {config['dropout']:g} in training (the paper: 0.5)")
     return f" Not in the paper: {'; '.join(found)}." if found else ""

@@ -77,8 +77,8 @@ def test_training_from_a_saved_model_can_add_positions(e2e_folder, tmp_path):
     warm.run()
     saved = AutoModel.from_pretrained(tmp_path / "warm")
     assert saved.config.decoder_positions and saved.decoder.position_embedding.weight.abs().sum() > 0  # learnt
-    with pytest.raises(ValueError, match="leave out --hidden_size"):  # the other options still come from the folder
-        TrainingArguments(**{**vars(tiny_args(e2e_folder, tmp_path / "x", embedding_size=None)),
+    with pytest.raises(ValueError, match="leave out --embedding_size"):  # the other options still come from the folder
+        TrainingArguments(**{**vars(tiny_args(e2e_folder, tmp_path / "x", hidden_size=None)),
                              "model_name_or_path": str(tmp_path / "first"), "decoder_positions": True})
 
 

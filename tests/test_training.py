@@ -147,7 +147,7 @@ def test_model_name_or_path_starts_from_the_folders_weights_with_a_fresh_optimiz
     assert results["invocations"][0]["model_name_or_path"] == str(tmp_path / "first")
     assert AutoTokenizer.from_pretrained(tmp_path / "warm").get_vocab() == \
         AutoTokenizer.from_pretrained(tmp_path / "first").get_vocab()
-    with pytest.raises(ValueError, match="leave out --embedding_size, --hidden_size"):
+    with pytest.raises(ValueError, match=r"leave out --embedding_size\.$"):  # --hidden_size widens (test_widening)
         tiny_args(e2e_folder, tmp_path / "x", model_name_or_path=str(tmp_path / "first"))
 
 

@@ -1,7 +1,7 @@
 """Training HR-VAE with accelerate: the flags (`arguments.py`), the loop (`trainer.py`), its checkpoints, the data
 (`data.py`: corpora, your own files, the tokenizer, length-grouped batches), word2vec initialisation
-(`embeddings.py`), fine-tuning a saved model on new text (`fine_tuning.py`) and the chain of warm starts behind a model
-(`lineage.py`). `examples/train.py` is its script."""
+(`embeddings.py`), fine-tuning a saved model on new text (`fine_tuning.py`), widening it (`widening.py`) and the
+chain of warm starts behind a model (`lineage.py`). `examples/train.py` is its script."""
 
 from .arguments import BEST_MODEL_METRICS, DEFAULT_EVAL_IW_SAMPLES, MODEL_OPTIONS, TrainingArguments, build_model_config
 from .checkpoints import CHECKPOINT_DIR, STATE_FILE, export_checkpoint, find_checkpoint, list_checkpoints

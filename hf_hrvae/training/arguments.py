@@ -176,8 +176,9 @@ _NOT_OPTIONS = {"vocab_size", "setting", "max_decode_length", "preset", "pad_tok
                 "eos_token_id", "tie_word_embeddings"}
 MODEL_OPTIONS = tuple(name for name in HRVAEConfig.__annotations__ if name not in _NOT_OPTIONS)
 # The model options that --model_name_or_path accepts: they add to a saved model without changing its function, or
-# change only how it trains (fine_tuning.with_decoder_positions, with_dropout, with_unlikelihoods).
-WARM_START_OPTIONS = ("decoder_positions", "dropout", "neighbour_unlikelihood", "repeat_unlikelihood",
+# change only how it trains (fine_tuning.with_decoder_positions, with_dropout, with_unlikelihoods;
+# widening.with_hidden_size).
+WARM_START_OPTIONS = ("decoder_positions", "dropout", "hidden_size", "neighbour_unlikelihood", "repeat_unlikelihood",
                       "prior_repeat_unlikelihood")
 
 

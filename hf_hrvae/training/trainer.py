@@ -23,6 +23,7 @@ from .data import (EpochSampler, default_min_frequency, load_text_splits, paddin
 from .embeddings import Word2VecSettings, initialise_embeddings, word2vec_vectors
 from ..evaluation import evaluate_model
 from .fine_tuning import adapt_vocabulary, with_decoder_positions, with_dropout, with_unlikelihoods
+from .widening import with_hidden_size
 from .lineage import training_lineage
 from ..models.hrvae.modeling_hrvae import HRVAEModel
 from ..plotting import plot_training_curves
@@ -84,7 +85,8 @@ class Trainer:
             self.data = tokenize_splits(splits, self.tokenizer)
         if args.model_name_or_path is not None:
             self.model = with_unlikelihoods(
-                with_dropout(with_decoder_positions(pretrained, args.decoder_positions), args.dropout),
+                with_dropout(with_decoder_positions(with_hidden_size(pretrained, args.hidden_size),
+                                                    args.decoder_positions), args.dropout),
                 neighbour=args.neighbour_unlikelihood, repeat=args.repeat_unlikelihood,
                 prior_repeat=args.prior_repeat_unlikelihood)
             logger.info(f"Starting from the weights of {args.model_name_or_path} (a fresh optimizer).")
