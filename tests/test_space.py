@@ -20,7 +20,6 @@ SHIPPED = REPO_ROOT / "models" / "hrvae-e2e-inputless"
 SENTENCE = "The Eagle is a cheap coffee shop near Burger King in the riverside area."
 OTHER = "Alimentum is a family-friendly Chinese restaurant in the city centre."
 STUTTERED = "The child-friendly riverside venue Alimentum is located near Burger King."  # "alimentum alimentum"
-MAX_SAMPLES = 20
 
 
 def load_app():
@@ -113,7 +112,7 @@ def test_the_checkbox_forbids_back_to_back_repeats_everywhere(space):
     assert repeat_rate([banned]) == 0.0
 
     for banned_too in (False, True):
-        samples, _ = client.predict(MAX_SAMPLES, 0, "greedy", banned_too, api_name="/sample")
+        samples, _ = client.predict(sys.modules["space_app"].MAX_SAMPLES, 0, "greedy", banned_too, api_name="/sample")
         path, _ = client.predict(STUTTERED, OTHER, 4, banned_too, api_name="/interpolate")
         rate = repeat_rate(samples.split("\n") + path.split("\n"))
         assert rate == 0.0 if banned_too else rate > 0.2
