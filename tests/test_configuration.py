@@ -78,7 +78,7 @@ def test_every_model_option_is_one_flag_declared_by_the_config():
     import dataclasses
 
     from hf_hrvae.models.hrvae.configuration_hrvae import OPTION_CHOICES
-    from hf_hrvae.training.arguments import MODEL_OPTIONS, TrainingArguments, _config_help
+    from hf_hrvae.training.arguments import MODEL_OPTIONS, WARM_START_OPTIONS, TrainingArguments, _config_help
 
     flags = {f.name: f for f in dataclasses.fields(TrainingArguments)}
     not_options = {"vocab_size", "setting", "max_decode_length", "preset", "pad_token_id", "unk_token_id",
@@ -89,6 +89,9 @@ def test_every_model_option_is_one_flag_declared_by_the_config():
         assert flags[name].default is None, name  # unset: the preset's value
         assert flags[name].metadata.get("choices") == (list(OPTION_CHOICES[name]) if name in OPTION_CHOICES else None)
         assert flags[name].metadata["help"].startswith(help_texts[name]), name  # every option documented
+        # the options --model_name_or_path applies (rather than reading them from the folder) say so
+        assert ("with --model_name_or_path:" in flags[name].metadata["help"]) == (name in WARM_START_OPTIONS), name
+    assert "widens the saved model" in flags["hidden_size"].metadata["help"]
     assert flags["setting"].metadata["choices"] == list(OPTION_CHOICES["setting"])
     for name, allowed in OPTION_CHOICES.items():  # the config refuses what the flags refuse
         with pytest.raises(ValueError, match=f"HRVAEConfig.{name} must be one of"):

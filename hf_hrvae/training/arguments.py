@@ -43,8 +43,8 @@ class _TrainingFlags:
     num_warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up of the lr scheduler"})
     model_name_or_path: str | None = field(default=None, metadata={
         "help": "start from a saved model folder (its weights, config and tokenizer) with a fresh optimizer; the "
-                "model options (but --dropout, --decoder_positions and the *_unlikelihood weights) and --preset "
-                "then come from the folder; its vocabulary grows with the training data's new words seen "
+                "model options (but those that say 'with --model_name_or_path') and --preset then come from the "
+                "folder; its vocabulary grows with the training data's new words seen "
                 "--min_frequency times (new rows start as <unk>'s)"})
     keep_vocabulary: bool = field(default=False, metadata={
         "help": "with --model_name_or_path: keep the model's vocabulary (new words stay <unk>; their share is "
@@ -180,6 +180,7 @@ MODEL_OPTIONS = tuple(name for name in HRVAEConfig.__annotations__ if name not i
 # widening.with_hidden_size).
 WARM_START_OPTIONS = ("decoder_positions", "dropout", "hidden_size", "neighbour_unlikelihood", "repeat_unlikelihood",
                       "prior_repeat_unlikelihood")
+WARM_START_HELP = {"hidden_size": "widens the saved model without changing its function (docs/training.md)"}
 
 
 def _config_help() -> dict[str, str]:
@@ -192,6 +193,8 @@ def _model_option_field(name: str, help_texts: dict):
     kind = HRVAEConfig.__annotations__[name]
     base = next((arg for arg in getattr(kind, "__args__", ()) if arg is not type(None)), kind)
     metadata = {"help": f"{help_texts.get(name, f'HRVAEConfig.{name}')} (default: the preset's value)"}
+    if name in WARM_START_OPTIONS:
+        metadata["help"] += f"; with --model_name_or_path: {WARM_START_HELP.get(name, 'applied to the saved model')}"
     if name in OPTION_CHOICES:
         metadata["choices"] = list(OPTION_CHOICES[name])
     # a bool typed plain `bool` (default None) is a bare switch for HfArgumentParser: `--bn_vae` or `--bn_vae false`
