@@ -194,6 +194,13 @@ def test_a_browser_types_a_sentence_and_reads_its_reconstruction(probes_file, tm
         assert output.input_value() == expected
         screenshot = tmp_path / "demo.png"
         page.screenshot(path=str(screenshot), full_page=True)
+        # the checkbox, ticked in the browser, reaches the decoding: a stuttering sentence no longer stutters
+        page.get_by_label("sentence").fill(STUTTERED)
+        page.get_by_role("checkbox").check()
+        page.get_by_role("button", name="Reconstruct").click()
+        banned = blocks.hrvae.reconstruct(STUTTERED, True)[0]
+        assert banned != blocks.hrvae.reconstruct(STUTTERED)[0]
+        page.wait_for_function("([e, v]) => e.value === v", arg=[output.element_handle(), banned], timeout=30000)
         browser.close()
     blocks.close()
     assert screenshot.stat().st_size > 10_000
