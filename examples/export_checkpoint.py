@@ -5,6 +5,7 @@
         --output_dir out/e2e-epoch4 --reason "the last collapsed epoch, for the probes' contrast"
 
 `--dtype bfloat16` stores the weights in bfloat16 (half the size; they load as float32 unless `dtype="auto"`).
+`--fold_inputless` folds an inputless model's decoder embedding into its first layer (same function, fewer weights).
 
 The folder loads with `AutoModel.from_pretrained`; its `train_results.json` and model card say which epoch it is
 and why it was chosen (`--reason`). The logic lives in `hf_hrvae/training/checkpoints.py`.
@@ -25,11 +26,14 @@ class ExportArguments:
     dtype: str = field(default="float32", metadata={
         "help": "the stored weights' dtype: bfloat16 halves the folder (it still loads as float32)",
         "choices": list(WEIGHT_DTYPES)})
+    fold_inputless: bool = field(default=False, metadata={
+        "help": "inputless models: fold the decoder's embedding (it sees only <s> and <unk>) into its first layer"})
 
 
 def main():
     (args,) = parse_arguments(ExportArguments)
-    results = export_checkpoint(args.run_dir, args.checkpoint, args.output_dir, args.reason, args.dtype)
+    results = export_checkpoint(args.run_dir, args.checkpoint, args.output_dir, args.reason, args.dtype,
+                                args.fold_inputless)
     print(f"epoch {results['best_epoch']} of {results.get('epochs', '?')} written to {args.output_dir}")
 
 

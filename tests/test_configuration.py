@@ -44,6 +44,7 @@ def test_round_trip_keeps_every_field(tmp_path):
         (dict(setting="inputless", word_dropout=0.5), "word_dropout must be 1.0"),
         (dict(setting="standard", word_dropout=1.0), "use setting='inputless'"),
         (dict(latent_size=0), "HRVAEConfig.latent_size must be a positive integer or None"),
+        (dict(decoder_embedding_size=0), "HRVAEConfig.decoder_embedding_size must be a positive integer or None"),
         (dict(hidden_size=2.5), "HRVAEConfig.hidden_size must be a positive integer"),
         (dict(num_layers=0), "HRVAEConfig.num_layers must be a positive integer"),
         (dict(kl_weight=-1), "HRVAEConfig.kl_weight must be a number >= 0"),

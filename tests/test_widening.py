@@ -20,7 +20,8 @@ def old_part(wide: torch.Tensor, model, blocks: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("overrides", [dict(setting="inputless"), dict(setting="standard", num_layers=3),
-                                       dict(setting="inputless", decoder_positions=True)])
+                                       dict(setting="inputless", decoder_positions=True),
+                                       dict(setting="inputless", decoder_embedding_size=1)])  # a folded model
 def test_a_widened_model_computes_what_it_did(make_model, batch, overrides):
     model = make_model(seed=4, **overrides).eval()
     if model.config.decoder_positions:

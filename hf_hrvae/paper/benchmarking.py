@@ -35,12 +35,12 @@ def forward_flops_per_token(config) -> dict:
     )
     heads = 2 * matmul_flops(1, config.state_size, config.latent_dim) if config.kl_regularisation == "holistic" else 0
     if config.decoder_type == "lstm":
-        decoder = matmul_flops(1, config.embedding_size + 2 * hidden + hidden, gates) + sum(
+        decoder = matmul_flops(1, config.decoder_embedding_dim + 2 * hidden + hidden, gates) + sum(
             matmul_flops(1, 2 * hidden, gates) for _ in range(config.num_layers - 1)
         )
     else:
         channels = hidden
-        decoder = matmul_flops(1, config.embedding_size + config.latent_dim, channels) + sum(
+        decoder = matmul_flops(1, config.decoder_embedding_dim + config.latent_dim, channels) + sum(
             matmul_flops(1, config.cnn_kernel_size * channels, channels) for _ in config.cnn_dilations
         )
     output = matmul_flops(1, hidden, config.vocab_size)

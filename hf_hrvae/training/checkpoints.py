@@ -47,20 +47,23 @@ def find_checkpoint(output_dir, resume_from_checkpoint: str) -> Path:
 WEIGHT_DTYPES = ("float32", "bfloat16")
 
 
-def export_checkpoint(run_dir, checkpoint, output_dir, reason: str, dtype: str = "float32") -> dict:
+def export_checkpoint(run_dir, checkpoint, output_dir, reason: str, dtype: str = "float32",
+                      fold_inputless: bool = False) -> dict:
     """Write the model of an epoch-end `checkpoint` of the run in `run_dir` as a model folder in `output_dir`:
     weights, config and code (`save_pretrained`), the tokenizer, and the run's `train_results.json` with that epoch
     as the exported one and `reason` (why it was chosen, by whom) as `exported_by`. Returns the train results.
 
     `dtype="bfloat16"` stores the weights in bfloat16 (half the size: a 10k-word vocabulary fits 40 MB); the folder
     still loads as float32 unless `from_pretrained(..., dtype="auto")` is asked. Evaluate the exported folder, not
-    the run: its weights are rounded."""
+    the run: its weights are rounded. `fold_inputless=True` writes an inputless model with its decoder embedding
+    folded into the first layer ([`fold_inputless_embedding`]: the same function, fewer weights)."""
     import torch
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
     from ..models.hrvae.configuration_hrvae import HRVAEConfig
     from ..models.hrvae.modeling_hrvae import HRVAEModel
+    from .folding import fold_inputless_embedding
 
     run_dir, checkpoint, output_dir = Path(run_dir), Path(checkpoint), Path(output_dir)
     if not (run_dir / "config.json").exists():
@@ -84,13 +87,16 @@ def export_checkpoint(run_dir, checkpoint, output_dir, reason: str, dtype: str =
                                       f"({state['completed_steps']}): export a checkpoint of an epoch's end.")
     model = HRVAEModel(HRVAEConfig.from_pretrained(run_dir))
     model.load_state_dict(load_file(checkpoint / "model.safetensors"))
+    if fold_inputless:
+        model = fold_inputless_embedding(model)
     model.to(getattr(torch, dtype)).save_pretrained(output_dir)
     AutoTokenizer.from_pretrained(run_dir).save_pretrained(output_dir)
     results_file = run_dir / "train_results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {"validations": state["validations"]}
     results.update(exported_by=reason, run_best_epoch=results.get("best_epoch"), best_epoch=validation["epoch"],
                    best_validation=validation,
-                   best_metric=validation.get(results.get("metric_for_best_model", "elbo_nll")), weights_dtype=dtype)
+                   best_metric=validation.get(results.get("metric_for_best_model", "elbo_nll")), weights_dtype=dtype,
+                   folded_inputless_embedding=fold_inputless)
     (output_dir / "train_results.json").write_text(json.dumps(results, indent=1))
     for name in ("train_log.jsonl", "training_curves.png"):
         if (run_dir / name).exists():

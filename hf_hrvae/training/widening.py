@@ -82,9 +82,10 @@ def with_hidden_size(model, hidden_size: int | None):
         new_decoder.dec_embedding.weight.copy_(old_decoder.dec_embedding.weight)
         if old_decoder.position_embedding is not None:
             new_decoder.position_embedding.load_state_dict(old_decoder.position_embedding.state_dict())
-        condition = embedding_size + _old_positions(2, old_size, hidden_size)  # the top layer's [h; c] of z
+        inputs = config.decoder_embedding_dim
+        condition = inputs + _old_positions(2, old_size, hidden_size)  # the top layer's [h; c] of z
         for layer in range(num_layers):
-            columns = torch.cat([torch.arange(embedding_size), condition]) if layer == 0 else units
+            columns = torch.cat([torch.arange(inputs), condition]) if layer == 0 else units
             copy_lstm(new_decoder.lstm, old_decoder.lstm, f"_l{layer}", columns)
         projection = new_decoder.output_projection
         _copy_rows_and_columns(projection.weight, old_decoder.output_projection.weight,

@@ -35,6 +35,10 @@ class HRVAEConfig(PretrainedConfig):
             Number of entries in the vocabulary (special tokens included); `len(tokenizer)`.
         embedding_size (`int`, defaults to 512):
             Word-embedding size of the encoder and of the decoder.
+        decoder_embedding_size (`int`, *optional*):
+            Word-embedding size of the decoder's input, if not `embedding_size` (the default). The inputless decoder
+            sees only `<s>` and `<unk>`, so 1 is enough: [`fold_inputless_embedding`] rewrites a trained inputless
+            model so, the same function with fewer weights.
         hidden_size (`int`, defaults to 256):
             Size of the LSTM hidden and cell states, encoder and decoder.
         num_layers (`int`, defaults to 2):
@@ -132,6 +136,7 @@ class HRVAEConfig(PretrainedConfig):
 
     vocab_size: int = 10000
     embedding_size: int = 512
+    decoder_embedding_size: int | None = None
     hidden_size: int = 256
     num_layers: int = 2
     dropout: float = 0.5
@@ -182,6 +187,11 @@ class HRVAEConfig(PretrainedConfig):
         return 2 * self.num_layers * self.hidden_size
 
     @property
+    def decoder_embedding_dim(self) -> int:
+        """Size of the decoder's input embedding: `decoder_embedding_size`, or `embedding_size` when unset."""
+        return self.embedding_size if self.decoder_embedding_size is None else self.decoder_embedding_size
+
+    @property
     def latent_dim(self) -> int:
         """Size of the latent z: `latent_size`, or `state_size` with the authors' wiring."""
         return self.state_size if self.latent_size is None else self.latent_size
@@ -200,6 +210,7 @@ class HRVAEConfig(PretrainedConfig):
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "max_decode_length"):
             positive_int(name)
         positive_int("latent_size", allow_none=True)
+        positive_int("decoder_embedding_size", allow_none=True)
         for name, allowed in OPTION_CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HRVAEConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}.")

@@ -48,19 +48,20 @@ class HRVAEDecoder(nn.Module):
         super().__init__()
         self.num_layers = config.num_layers
         self.hidden_size = config.hidden_size
-        self.dec_embedding = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.dec_embedding = nn.Embedding(config.vocab_size, config.decoder_embedding_dim,
+                                          padding_idx=config.pad_token_id)
         self.latent_to_state = (
             nn.Linear(config.latent_dim, config.state_size) if config.latent_size is not None else None
         )
         self.lstm = nn.LSTM(
-            config.embedding_size + 2 * config.hidden_size,
+            config.decoder_embedding_dim + 2 * config.hidden_size,
             config.hidden_size,
             num_layers=config.num_layers,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
         )
         self.position_embedding = (
-            PositionEmbedding(config.max_decode_length, config.embedding_size) if config.decoder_positions else None
+            PositionEmbedding(config.max_decode_length, config.decoder_embedding_dim) if config.decoder_positions else None
         )
         self.dropout = FastDropout(config.dropout)
         self.output_projection = nn.Linear(config.hidden_size, config.vocab_size)
@@ -162,8 +163,9 @@ class HRVAECNNDecoder(nn.Module):
     def __init__(self, config):
         super().__init__()
         channels = config.hidden_size
-        self.dec_embedding = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
-        self.input_projection = nn.Linear(config.embedding_size + config.latent_dim, channels)
+        self.dec_embedding = nn.Embedding(config.vocab_size, config.decoder_embedding_dim,
+                                          padding_idx=config.pad_token_id)
+        self.input_projection = nn.Linear(config.decoder_embedding_dim + config.latent_dim, channels)
         self.convolutions = nn.ModuleList(
             CausalConv1d(channels, config.cnn_kernel_size, dilation) for dilation in config.cnn_dilations
         )
