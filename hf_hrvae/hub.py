@@ -183,7 +183,17 @@ def departures(config: dict) -> str:
 def describe(config: dict, setting: str) -> str:
     """What the model is, from its config: HR-VAE or one of the paper's baselines (`config["preset"]`), and what
     it does that the paper does not (`departures`)."""
-    return _system(config, setting) + departures(config)
+    return _system(config, setting) + departures(config) + _folded(config)
+
+
+def _folded(config: dict) -> str:
+    size = config.get("decoder_embedding_size")
+    if size is None or size == config["embedding_size"]:
+        return ""
+    if size == 1 and config.get("setting") == "inputless":
+        return (" The decoder's input embedding is folded into its first layer (`decoder_embedding_size=1`): it sees "
+                "only `<s>` and `<unk>`, so the model computes what it did with fewer weights.")
+    return f" The decoder's input embedding has {size} dimensions (`decoder_embedding_size`)."
 
 
 def _system(config: dict, setting: str) -> str:

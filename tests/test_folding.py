@@ -44,6 +44,7 @@ def test_folding_is_refused_where_the_decoder_reads_more_than_two_inputs(make_mo
 
 
 def test_a_checkpoint_exports_folded_and_loads_as_folded(e2e_folder, tmp_path):
+    from hf_hrvae.hub import build_model_card
     from hf_hrvae.training.checkpoints import export_checkpoint
 
     out = tmp_path / "run"
@@ -60,3 +61,5 @@ def test_a_checkpoint_exports_folded_and_loads_as_folded(e2e_folder, tmp_path):
         latent = torch.randn(3, reference.config.latent_dim, generator=torch.Generator().manual_seed(0))
         assert torch.equal(model.generate(latent=latent, max_new_tokens=10),
                            reference.generate(latent=latent, max_new_tokens=10))
+    assert "input embedding is folded into its first layer" in str(build_model_card(small))
+    assert "folded" not in str(build_model_card(full))
