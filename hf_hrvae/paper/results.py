@@ -60,6 +60,12 @@ VARIANTS = {
     "unlikelihood5": CONTINUED_FLAGS[2:] + ("--learning_rate", "3e-4", "--model_name_or_path",
                                             "~/runs/init-dropout0-ep19", "--neighbour_unlikelihood", "5.0",
                                             "--num_train_epochs", "16"),
+    # issue 22, 2026-12-07: the lineage after unlikelihood5 (each step's flags in the record's lineage): neighbour
+    # weight 10 (16 epochs), + the back-to-back repeat term at 20 (12), 5 epochs on a training file with the
+    # sentences over 25 words thrice, widened to 512 units (6), then this run: 20 epochs on a cosine from 2e-4
+    # (both cores), its two unlikelihood terms from the config it started from
+    "w512-long20": CONTINUED_FLAGS[2:] + ("--learning_rate", "2e-4", "--model_name_or_path",
+                                          "~/runs/e2e-hrvae-inputless-w512-from-long", "--num_train_epochs", "20"),
     # issue 23, the session after: a shipped standard model continued twice with a second cosine from 1e-3 (the
     # first continuation is the second's start; each record's lineage holds the commands). Flags per run: RUN_FLAGS.
     "continued": (),
@@ -554,7 +560,7 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
-SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-unlikelihood5", "hrvae-e2e": "e2e-hrvae-standard-continued",
+SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-w512-long20", "hrvae-e2e": "e2e-hrvae-standard-continued",
                 "hrvae-ptb": "ptb-hrvae-standard-cosine2"}
 # What each shipped model is good for (the README's models table).
 SHIPPED_USES = {
