@@ -62,7 +62,7 @@ VARIANTS = {
                                             "--num_train_epochs", "16"),
     # issue 22, 2026-12-07: the lineage after unlikelihood5 (each step's flags in the record's lineage): neighbour
     # weight 10 (16 epochs), + the back-to-back repeat term at 20 (12), 5 epochs on a training file with the
-    # sentences over 25 words thrice, widened to 512 units (6), then this run: 20 epochs on a cosine from 2e-4
+    # sentences over 25 tokens thrice, widened to 512 units (6), then this run: 20 epochs on a cosine from 2e-4
     # (both cores), its two unlikelihood terms from the config it started from
     "w512-long20": CONTINUED_FLAGS[2:] + ("--learning_rate", "2e-4", "--model_name_or_path",
                                           "~/runs/e2e-hrvae-inputless-w512-from-long", "--num_train_epochs", "20"),
