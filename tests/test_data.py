@@ -1,4 +1,5 @@
 import csv
+import json
 import logging
 
 import pytest
@@ -85,6 +86,17 @@ def test_tokenized_splits_carry_length_and_index(tmp_path):
     splits = load_text_splits(folder)
     data = tokenize_splits(splits, tokenizer_for(folder, splits["train"]["text"]))
     assert data["train"]["length"] == [4, 3] and data["train"]["index"] == [0, 1]
+
+
+def test_tokenizing_the_splits_leaves_the_tokenizer_as_it_was(tmp_path):
+    folder = write_folder(tmp_path, "c", {s: [["a b " * 100], ["a"]] for s in ("train", "validation", "test")})
+    splits = load_text_splits(folder)
+    tokenizer = tokenizer_for(folder, splits["train"]["text"])
+    data = tokenize_splits(splits, tokenizer)
+    assert data["train"]["length"][0] == tokenizer.model_max_length < 202  # the training data is truncated
+    assert tokenizer.backend_tokenizer.truncation is None  # ... the tokenizer is not
+    tokenizer.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "tokenizer.json").read_text())["truncation"] is None  # nor what it saves
 
 
 def test_sorted_batch_order_is_the_authors_fixed_length_sorted_order():

@@ -198,7 +198,11 @@ def tokenizer_for(dataset_name: str | None, train_texts, min_frequency: int | No
 
 
 def tokenize_splits(splits: DatasetDict, tokenizer) -> DatasetDict:
-    """Add `input_ids`, `length` and `index` (the row number, which seeds per-sentence evaluation noise)."""
+    """Add `input_ids`, `length` and `index` (the row number, which seeds per-sentence evaluation noise). Sentences
+    over the tokenizer's `model_max_length` are truncated; the tokenizer is left as it was (a fast tokenizer keeps
+    `truncation=True` as its backend's state, which `save_pretrained` would write into `tokenizer.json`)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    state = backend.truncation if backend is not None else None
 
     def encode(batch, indices):
         encoded = tokenizer(batch["text"], truncation=True)
@@ -208,7 +212,11 @@ def tokenize_splits(splits: DatasetDict, tokenizer) -> DatasetDict:
             "index": indices,
         }
 
-    return splits.map(encode, batched=True, with_indices=True, remove_columns=["text"])
+    try:
+        return splits.map(encode, batched=True, with_indices=True, remove_columns=["text"])
+    finally:
+        if backend is not None:
+            backend.no_truncation() if state is None else backend.enable_truncation(**state)
 
 
 class EpochSampler(Sampler):
