@@ -10,10 +10,6 @@ from hf_hrvae.training.folding import fold_inputless_embedding
 from test_training import tiny_args
 
 
-def count(model) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
-
-
 @pytest.mark.parametrize("overrides", [dict(), dict(num_layers=3, latent_size=6)])
 def test_a_folded_model_computes_what_it_did(make_model, batch, overrides):
     model = make_model(seed=3, setting="inputless", **overrides).eval()
@@ -24,7 +20,7 @@ def test_a_folded_model_computes_what_it_did(make_model, batch, overrides):
     assert folded.config.decoder_embedding_size == 1 and model.config.decoder_embedding_size is None
     assert not folded.training
     # the table loses E - 1 columns, and the first layer E - 1 input columns of its 4H gate rows
-    assert count(model) - count(folded) == (config.vocab_size + 4 * config.hidden_size) * (config.embedding_size - 1)
+    assert model.num_parameters() - folded.num_parameters() == (config.vocab_size + 4 * config.hidden_size) * (config.embedding_size - 1)
     out, folded_out = (m(**batch, labels=batch["input_ids"]) for m in (model, folded))
     for name in ("loss", "reconstruction_loss", "kl_loss", "kl_last"):
         torch.testing.assert_close(getattr(folded_out, name), getattr(out, name))
@@ -54,7 +50,7 @@ def test_a_checkpoint_exports_folded_and_loads_as_folded(e2e_folder, tmp_path):
     results = export_checkpoint(out, out / "checkpoints" / "step_6", small, reason="folded", fold_inputless=True)
     assert results["folded_inputless_embedding"] is True
     reference, model = AutoModel.from_pretrained(full).eval(), AutoModel.from_pretrained(small).eval()
-    assert model.config.decoder_embedding_size == 1 and count(model) < count(reference)
+    assert model.config.decoder_embedding_size == 1 and model.num_parameters() < reference.num_parameters()
     size = lambda folder: (folder / "model.safetensors").stat().st_size
     assert size(small) < size(full)
     with torch.no_grad():

@@ -83,6 +83,10 @@ def test_the_three_endpoints_give_what_the_model_gives(space, probes_file):
     assert reconstruction == expected and reconstruction and notes == ""
     mu, _ = model.encode(batch["input_ids"], batch["attention_mask"])
     assert read == {attribute: probe.predict(mu)[0] for attribute, probe in probes_file[1].items()}
+    from safetensors import safe_open
+
+    with safe_open(probes_file[0], framework="pt") as handle:  # stored in float32, read as the float64 fit reads
+        assert {handle.get_tensor(name).dtype for name in handle.keys()} == {torch.float32}
 
     samples, notes = client.predict(3, 7, "greedy", api_name="/sample")
     torch.manual_seed(7)

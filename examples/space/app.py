@@ -140,7 +140,7 @@ def load_probes(path: str) -> dict:
     with safe_open(path, framework="pt") as handle:
         classes = json.loads(handle.metadata()["classes"])
         for attribute, names in classes.items():
-            tensors = [handle.get_tensor(f"{attribute}.{part}") for part in ("mean", "std", "weight", "bias")]
+            tensors = [handle.get_tensor(f"{attribute}.{part}").double() for part in ("mean", "std", "weight", "bias")]
             probes[attribute] = (*tensors, names)
     return probes
 
