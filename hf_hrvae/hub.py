@@ -113,9 +113,32 @@ def data_name(arguments: dict) -> str:
     return Path(name).name if Path(name).exists() or "/" in name and name.count("/") != 1 else name
 
 
+def data_line(training: dict, dataset: str | None) -> str:
+    """The card's training-data line: a corpus (with its Hub id) or the run's own files, and the vocabulary's source
+    (a warm start keeps its model's vocabulary or extends it: `train_results.json`'s `vocabulary`)."""
+    arguments = training.get("arguments", {})
+    if arguments.get("dataset_name") or not arguments.get("train_file"):
+        data = f"`{data_name(arguments)}` (Hub id: {dataset or 'n/a'}), training split"
+    else:
+        files = [f"`{Path(arguments[key]).name}` ({role})" for key, role in
+                 (("train_file", "training"), ("validation_file", "validation")) if arguments.get(key)]
+        data = f"the run's own files {' and '.join(files)} (`--train_file`, `--validation_file`)"
+    words = training.get("vocabulary") or {}
+    if words.get("vocabulary") == "kept":
+        vocabulary = "that of the model it started from (`--keep_vocabulary`)"
+    elif words.get("vocabulary") == "extended":
+        vocabulary = (f"that of the model it started from, extended by the training words seen at least "
+                      f"{words.get('min_frequency')} times ({words.get('added_words', 0)} added)")
+    else:
+        vocabulary = "built from the training split only"
+    return f"{data}; vocabulary: {vocabulary}"
+
+
 def eval_results(evaluations: dict, dataset: str | None) -> list[EvalResult]:
+    """The model-index entries: each evaluation under the dataset it read (its own arguments), else `dataset`."""
     results = []
     for evaluation in evaluations.values():
+        evaluated = dataset_id((evaluation.get("arguments") or {}).get("dataset_name")) or dataset
         for family, metrics in (("valid", VALID_METRICS), ("paper_protocol", PAPER_METRICS)):
             for field, metric_type, name in metrics:
                 value = evaluation[family].get(field)
@@ -125,7 +148,7 @@ def eval_results(evaluations: dict, dataset: str | None) -> list[EvalResult]:
                     name = name.replace("IW-NLL", f"IW-NLL, k={evaluation['valid']['iw_samples']}")
                 results.append(EvalResult(
                     task_type="text-generation", task_name="Sentence modelling (VAE)",
-                    dataset_type=dataset or "custom", dataset_name=dataset or "custom",
+                    dataset_type=evaluated or "custom", dataset_name=evaluated or "custom",
                     dataset_split=evaluation["split"], metric_type=metric_type, metric_name=name,
                     metric_value=round(float(value), 4),
                 ))
@@ -370,8 +393,7 @@ mu, logvar = model.encode(**batch)                                     # the pos
 
 ## Training
 
-- Data: `{data_name(arguments)}` (Hub id: {dataset or 'n/a'}), training split; vocabulary
-  built from the training split only; {exported_epoch(training)}; {schedule_line(training)}.
+- Data: {data_line(training, dataset)}; {exported_epoch(training)}; {schedule_line(training)}.
 {command_lines(training, command)}
 
 Validation of the exported epoch: {validation_summary(best)}.

@@ -90,6 +90,29 @@ def test_card_says_the_schedule_and_the_model_a_run_started_from(run_folder, tmp
     assert "- Data: `e2e_nlg` (Hub id: tuetschek/e2e_nlg)" in card and str(tmp_path) not in card
 
 
+def test_card_of_a_run_on_its_own_files_names_them_and_the_corpus_it_was_evaluated_on(run_folder, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "train_results.json", "eval_test.json"):
+        (folder / name).write_bytes((run_folder / name).read_bytes())
+    training = json.loads((folder / "train_results.json").read_text())
+    training["arguments"].update(dataset_name=None, train_file="/home/me/data/train.txt",
+                                 validation_file="/home/me/data/validation.txt", keep_vocabulary=True)
+    training["vocabulary"] = {"vocabulary": "kept", "min_frequency": 1, "added_words": 0}
+    (folder / "train_results.json").write_text(json.dumps(training))
+    card = str(build_model_card(folder, "someone/hrvae-e2e"))
+    assert ("- Data: the run's own files `train.txt` (training) and `validation.txt` (validation) (`--train_file`, "
+            "`--validation_file`); vocabulary: that of the model it started from (`--keep_vocabulary`);") in card
+    assert "/home/me" not in card and "datasets" not in front_matter(card)  # its training data is no Hub corpus
+    # its test numbers are the E2E test split's, and the model-index says so
+    assert {r["dataset"]["name"] for r in front_matter(card)["model-index"][0]["results"]} == {"tuetschek/e2e_nlg"}
+    training["vocabulary"] = {"vocabulary": "extended", "min_frequency": 4, "added_words": 2}
+    (folder / "train_results.json").write_text(json.dumps(training))
+    card = str(build_model_card(folder, "someone/hrvae-e2e"))
+    assert ("vocabulary: that of the model it started from, extended by the training words seen at least 4 times "
+            "(2 added)") in card
+
+
 def test_card_says_which_metric_chose_the_epoch(run_folder, tmp_path):
     folder = tmp_path / "copy"
     folder.mkdir()

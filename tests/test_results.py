@@ -30,6 +30,7 @@ from hf_hrvae.paper.results import (
     system_label,
     table2_markdown,
 )
+from hf_hrvae.training.data import load_text_splits
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -314,6 +315,15 @@ def test_reproduce_trains_evaluates_and_records_a_run(e2e_folder, tmp_path):
     assert evaluation[evaluation.index("--iw_samples") + 1] == "2"
     assert evaluation[evaluation.index("--model_name_or_path") + 1] == str(tmp_path / "runs" / "e2e-hrvae-inputless")
     assert "--collect_only" in started[1]
+    # a run trained on its own files (--train_file: no dataset in its arguments) is recorded with the sentences of
+    # the split its evaluation read
+    run_dir = tmp_path / "runs" / "e2e-hrvae-inputless"
+    training = json.loads((run_dir / "train_results.json").read_text())
+    training["arguments"]["dataset_name"] = None
+    (run_dir / "train_results.json").write_text(json.dumps(training))
+    path = reproduce.collect(reproduce.RunSpec.parse("e2e-hrvae-inputless"), arguments)
+    test_texts = load_text_splits(e2e_folder)["test"]["text"]
+    assert json.loads(path.read_text())["samples"]["reconstructions"][0]["input"] == test_texts[0]
     # a run never trained is refused
     arguments.runs = ["e2e-hrvae-standard"]
     with pytest.raises(FileNotFoundError, match="holds no finished training"):

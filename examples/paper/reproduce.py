@@ -72,7 +72,10 @@ def collect(spec: RunSpec, args: ReproduceArguments) -> Path:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModel.from_pretrained(run_dir).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
-    texts = load_text_splits(train_results["arguments"]["dataset_name"])["test"]["text"]
+    # the sentences of the split the evaluation read: a run trained on its own files (--train_file) names no dataset
+    evaluated = eval_results.get("arguments") or train_results["arguments"]
+    texts = load_text_splits(evaluated["dataset_name"], text_column=evaluated.get("text_column"),
+                             required=(eval_results["split"],))[eval_results["split"]]["text"]
     record = build_record(spec, train_results, eval_results, read_step_log(run_dir / "train_log.jsonl"),
                           samples=qualitative_samples(model, tokenizer, texts),
                           reproduce_command=os.environ.get("HRVAE_REPRODUCE_COMMAND"))
