@@ -66,6 +66,13 @@ VARIANTS = {
     # (both cores), its two unlikelihood terms from the config it started from
     "w512-long20": CONTINUED_FLAGS[2:] + ("--learning_rate", "2e-4", "--model_name_or_path",
                                           "~/runs/e2e-hrvae-inputless-w512-from-long", "--num_train_epochs", "20"),
+    # issue 22, 2026-12-07 (the next sessions): the shipped w512-long20 model continued 5 epochs with the repeat term
+    # at 50 on the oversampled training file (a cosine from 1e-4, one thread; ~/runs/e2e-w512-ovs-rep50-s44), then
+    # this run: 3 more epochs on a cosine from 1e-4, its terms from the config it started from
+    "w512-ovs-rep50": CONTINUED_FLAGS[2:] + ("--learning_rate", "1e-4", "--train_file", "~/runs/data-long/train.txt",
+                                             "--validation_file", "~/runs/data-long/validation.txt",
+                                             "--keep_vocabulary", "--model_name_or_path", "~/runs/e2e-w512-ovs-rep50-s44",
+                                             "--num_train_epochs", "3"),
     # issue 23, the session after: a shipped standard model continued twice with a second cosine from 1e-3 (the
     # first continuation is the second's start; each record's lineage holds the commands). Flags per run: RUN_FLAGS.
     "continued": (),
@@ -560,7 +567,7 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
-SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-w512-long20", "hrvae-e2e": "e2e-hrvae-standard-continued",
+SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-w512-ovs-rep50", "hrvae-e2e": "e2e-hrvae-standard-continued",
                 "hrvae-ptb": "ptb-hrvae-standard-cosine2"}
 # What each shipped model is good for (the README's models table).
 SHIPPED_USES = {
