@@ -73,6 +73,12 @@ VARIANTS = {
                                              "--validation_file", "~/runs/data-long/validation.txt",
                                              "--keep_vocabulary", "--model_name_or_path", "~/runs/e2e-w512-ovs-rep50-s44",
                                              "--num_train_epochs", "3"),
+    # issue 22, 2026-12-08: the shipped w512-ovs-rep50 model continued 5 epochs with the neighbour term at 20 (a cosine
+    # from 1e-4, one thread; its epoch 5: ~/runs/exp/nb20-ep5), then this run: 4 epochs with it back at 10
+    "w512-nb20-then-10": CONTINUED_FLAGS[2:] + ("--learning_rate", "1e-4", "--train_file", "~/runs/data-long/train.txt",
+                                                "--validation_file", "~/runs/data-long/validation.txt",
+                                                "--keep_vocabulary", "--model_name_or_path", "~/runs/exp/nb20-ep5",
+                                                "--neighbour_unlikelihood", "10", "--num_train_epochs", "4"),
     # issue 23, the session after: a shipped standard model continued twice with a second cosine from 1e-3 (the
     # first continuation is the second's start; each record's lineage holds the commands). Flags per run: RUN_FLAGS.
     "continued": (),
@@ -567,7 +573,8 @@ def fill_documents(texts: dict, sections: dict) -> dict:
 
 
 # The shipped model folders (models/NAME) and the runs (results/RUN.json) they were exported from.
-SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-w512-ovs-rep50", "hrvae-e2e": "e2e-hrvae-standard-continued",
+SHIPPED_RUNS = {"hrvae-e2e-inputless": "e2e-hrvae-inputless-w512-nb20-then-10",
+                "hrvae-e2e": "e2e-hrvae-standard-continued",
                 "hrvae-ptb": "ptb-hrvae-standard-cosine2"}
 # What each shipped model is good for (the README's models table).
 SHIPPED_USES = {
