@@ -266,8 +266,8 @@ def exported_epoch(training: dict) -> str:
 
 
 def portable(command: str | None) -> str | None:
-    """A recorded command as the card shows it: the home directory written `~`, the current directory's prefix
-    dropped (a card never shows a path of the machine that trained)."""
+    """A recorded command (or a record's text) as a card or an upload shows it: the home directory written `~`, the
+    current directory's prefix dropped (neither shows a path of the machine that trained)."""
     import os
 
     if not command:
@@ -431,6 +431,15 @@ tokens per sentence) for comparison with Table 2 of the paper: **they are not bo
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
+def upload_source(folder: Path, name: str) -> str | bytes:
+    """What an upload (or `export_folder`) holds as `name`: the file's path, or for the records (`train_results.json`,
+    `eval_*.json`) their text with the training machine's paths made `portable`."""
+    path = folder / name
+    if name == "train_results.json" or (name.startswith("eval_") and name.endswith(".json")):
+        return portable(path.read_text(encoding="utf-8")).encode("utf-8")
+    return str(path)
+
+
 def push_folder(folder, repo_id: str, private: bool = False, revision: str | None = None,
                 commit_message: str | None = None, license: str = "apache-2.0", api: HfApi | None = None):
     """Create the repository (if needed) and upload the folder's files plus the generated card in one commit."""
@@ -438,7 +447,7 @@ def push_folder(folder, repo_id: str, private: bool = False, revision: str | Non
     names = files_to_upload(folder)
     card = build_model_card(folder, repo_id, revision=revision, license=license)
     api = api or HfApi()  # the token: HF_TOKEN or `hf auth login`, resolved by huggingface_hub
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in names]
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=upload_source(folder, name)) for name in names]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -471,7 +480,11 @@ def export_folder(folder, target, repo_id: str | None = None, revision: str | No
                                 "folder (nothing of an earlier export must be left behind).")
     target.mkdir(parents=True, exist_ok=True)
     for name in names:
-        shutil.copyfile(folder / name, target / name)
+        source = upload_source(folder, name)
+        if isinstance(source, bytes):
+            (target / name).write_bytes(source)
+        else:
+            shutil.copyfile(source, target / name)
     (target / "README.md").write_text(str(card), encoding="utf-8")
     return names + ["README.md"]
 

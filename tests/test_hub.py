@@ -1,4 +1,6 @@
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +151,22 @@ def test_local_export_is_exactly_what_push_uploads(run_folder, monkeypatch, tmp_
                             capture_output=True, text=True, timeout=300)
     assert script.returncode == 0, script.stderr[-2000:]
     assert sorted(path.name for path in (tmp_path / "again").iterdir()) == sorted(names)
+
+
+def test_uploaded_records_show_no_path_of_the_training_machine(run_folder, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(run_folder, folder)
+    record = json.loads((folder / "train_results.json").read_text())
+    home, here = os.path.expanduser("~"), os.getcwd()
+    record |= {"initialised_from": f"{home}/runs/previous", "command": f"python {here}/examples/train.py"}
+    (folder / "train_results.json").write_text(json.dumps(record))
+    evaluation = json.loads((folder / "eval_test.json").read_text())
+    (folder / "eval_test.json").write_text(json.dumps(evaluation | {"command": f"python {here}/examples/evaluate.py"}))
+    export_folder(folder, tmp_path / "export", "someone/hrvae-e2e")
+    exported = json.loads((tmp_path / "export" / "train_results.json").read_text())
+    assert exported == record | {"initialised_from": "~/runs/previous", "command": "python examples/train.py"}
+    exported = json.loads((tmp_path / "export" / "eval_test.json").read_text())
+    assert exported == evaluation | {"command": "python examples/evaluate.py"}
 
 
 def test_card_lists_every_invocation_of_a_resumed_run(run_folder, tmp_path, e2e_folder):
